@@ -1,0 +1,38 @@
+import os
+from pathlib import Path
+
+import pytest
+
+from ir_datasets_ext import LareqaFamily, register
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# Our own three-language fixture in the LAReQA format; q5 has no French version.
+TINY = LareqaFamily(
+    name="tiny-r",
+    md5={
+        "en": "bb110be182039f298733cfe81da445d3",
+        "de": "b2ecb5ef8598c9f4be4e2629a3ee3754",
+        "fr": "d14efb95c4c15d7c4e1a424a790ed1f7",
+    },
+    url="http://127.0.0.1:9/tiny-r/{lang}.json",
+    license="CC0",
+)
+register(TINY)
+
+
+@pytest.fixture
+def tiny_data(monkeypatch):
+    """Point the data loader at the fixture folder."""
+    monkeypatch.setenv("PYTERRIER_HYBRID_DATA", str(FIXTURES))
+    return TINY
+
+
+@pytest.fixture
+def shared_data(monkeypatch):
+    """Point the data loader at ../shared/data, or skip when it is absent."""
+    if not (SHARED_DATA / "xquad-r" / "en.json").is_file():
+        pytest.skip(f"real XQuAD-R / MLQA-R not found at {SHARED_DATA}; the integration tier needs ../shared/data")
+    monkeypatch.setenv("PYTERRIER_HYBRID_DATA", str(SHARED_DATA))
+    return SHARED_DATA
