@@ -36,3 +36,9 @@ def shared_data(monkeypatch):
         pytest.skip(f"real XQuAD-R / MLQA-R not found at {SHARED_DATA}; the integration tier needs ../shared/data")
     monkeypatch.setenv("PYTERRIER_HYBRID_DATA", str(SHARED_DATA))
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    from tiny_model import make_tiny_model
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))

@@ -1,0 +1,210 @@
+"""BiEncoder: a shared-weight dual encoder over any Hugging Face encoder, as PyTerrier transformers."""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import List, Literal, Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+import pyterrier as pt
+import torch
+from tqdm.auto import tqdm
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from ._checks import require_columns, require_texts
+from .model_dir import EncoderSettings, read_settings
+
+DocText = Literal["sentence", "sentence+context"]
+DOC_TEXTS = ("sentence", "sentence+context")
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """Pool token states ``[batch, tokens, dim]`` into ``[batch, dim]`` (mean over unmasked tokens, or CLS)."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+
+
+class BiEncoder:
+    """A dual encoder with shared weights for queries and passages; scores are inner products.
+
+    Settings left as ``None`` come from the model directory's sentence-transformers files
+    (pooling, normalisation, prompts, max length), then from :class:`EncoderSettings` defaults.
+
+    Args:
+        model: a Hugging Face name or local directory, or an already-loaded ``PreTrainedModel``.
+        tokenizer: the tokenizer, when ``model`` is a loaded model.
+        pooling: ``"mean"`` or ``"cls"``.
+        normalize: L2-normalise vectors (cosine similarity).
+        query_prefix: prepended to queries, e.g. ``"query: "``.
+        doc_prefix: prepended to passages, e.g. ``"passage: "``.
+        query_max_length: token limit for queries.
+        doc_max_length: token limit for passages.
+        doc_text: ``"sentence"`` encodes the ``text`` column; ``"sentence+context"`` encodes
+            ``text`` and ``context`` as a pair, truncating the context (LAReQA's candidate encoding).
+        batch_size: texts per forward pass.
+        device: ``"cpu"``, ``"cuda"``...; defaults to CUDA when available.
+        dtype: ``"float32"``, or ``"float16"`` / ``"bfloat16"`` on CUDA.
+        verbose: show a tqdm progress bar while encoding.
+    """
+
+    def __init__(
+        self,
+        model: Union[str, Path, PreTrainedModel],
+        tokenizer: Optional[PreTrainedTokenizerBase] = None,
+        *,
+        pooling: Optional[str] = None,
+        normalize: Optional[bool] = None,
+        query_prefix: Optional[str] = None,
+        doc_prefix: Optional[str] = None,
+        query_max_length: Optional[int] = None,
+        doc_max_length: Optional[int] = None,
+        doc_text: DocText = "sentence",
+        batch_size: int = 32,
+        device: Optional[str] = None,
+        dtype: str = "float32",
+        verbose: bool = False,
+    ):
+        if isinstance(model, (str, Path)):
+            self.name = str(model)
+            found = read_settings(model) if Path(model).is_dir() else {}
+            tokenizer = tokenizer or AutoTokenizer.from_pretrained(self.name)
+            model = AutoModel.from_pretrained(self.name)
+        else:
+            if tokenizer is None:
+                raise ValueError("pass the tokenizer together with an already-loaded model")
+            self.name = getattr(model, "name_or_path", type(model).__name__)
+            found = read_settings(self.name) if Path(self.name).is_dir() else {}
+        given = dict(pooling=pooling, normalize=normalize, query_prefix=query_prefix, doc_prefix=doc_prefix,
+                     query_max_length=query_max_length, doc_max_length=doc_max_length)
+        self.settings = replace(EncoderSettings(**found), **{k: v for k, v in given.items() if v is not None})
+        if doc_text not in DOC_TEXTS:
+            raise ValueError(f"doc_text={doc_text!r} is not supported; use one of {DOC_TEXTS}")
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype={dtype!r} is not supported; use one of {list(_DTYPES)}")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type == "cpu" and dtype != "float32":
+            raise ValueError(f"dtype={dtype} needs a CUDA device; use dtype='float32' on CPU")
+        self.doc_text = doc_text
+        self.batch_size = batch_size
+        self.verbose = verbose
+        self.tokenizer = tokenizer
+        self.model = model.to(self.device, _DTYPES[dtype]).eval()
+
+    @property
+    def dim(self) -> int:
+        """The vector size."""
+        return int(self.model.config.hidden_size)
+
+    def _encode(self, first: List[str], second: Optional[List[str]], max_length: int, desc: str) -> np.ndarray:
+        out = np.empty((len(first), self.dim), dtype=np.float32)
+        # longest first: batches of similar length waste little padding
+        order = np.argsort([-len(t) for t in first], kind="stable")
+        batches = range(0, len(order), self.batch_size)
+        with torch.inference_mode():
+            for start in tqdm(batches, desc=desc, unit="batch", disable=not self.verbose):
+                idx = order[start:start + self.batch_size]
+                toks = self.tokenizer(
+                    [first[i] for i in idx], [second[i] for i in idx] if second is not None else None,
+                    padding=True, truncation="only_second" if second is not None else True,
+                    max_length=max_length, return_tensors="pt").to(self.device)
+                vecs = pool(self.model(**toks).last_hidden_state, toks["attention_mask"], self.settings.pooling)
+                if self.settings.normalize:
+                    vecs = torch.nn.functional.normalize(vecs.float(), dim=-1)
+                out[idx] = vecs.float().cpu().numpy()
+        return out
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Encode queries (with the query prefix) into a ``[n, dim]`` float32 array, in input order."""
+        texts = require_texts(texts, "query")
+        p = self.settings.query_prefix
+        return self._encode([p + t for t in texts], None, self.settings.query_max_length, "queries")
+
+    def encode_docs(self, texts: Sequence[str], contexts: Optional[Sequence[str]] = None) -> np.ndarray:
+        """Encode passages (with the doc prefix) into a ``[n, dim]`` float32 array, in input order.
+
+        Args:
+            texts: the candidate texts.
+            contexts: their paragraphs; required when ``doc_text="sentence+context"``.
+        """
+        texts = require_texts(texts, "text")
+        second = None
+        if self.doc_text == "sentence+context":
+            if contexts is None:
+                raise ValueError("doc_text='sentence+context' needs the contexts of the passages")
+            second = require_texts(contexts, "context")
+        p = self.settings.doc_prefix
+        return self._encode([p + t for t in texts], second, self.settings.doc_max_length, "docs")
+
+    def query_encoder(self) -> pt.Transformer:
+        """A transformer adding a ``query_vec`` column computed from ``query``."""
+        return QueryEncoder(self)
+
+    def doc_encoder(self) -> pt.Transformer:
+        """A transformer adding a ``doc_vec`` column computed from ``text`` (and ``context``)."""
+        return DocEncoder(self)
+
+    def scorer(self) -> pt.Transformer:
+        """A transformer re-scoring a result frame (``query``, ``text``) by vector similarity."""
+        return self.query_encoder() >> self.doc_encoder() >> VectorScorer()
+
+    def __repr__(self) -> str:
+        return f"BiEncoder({self.name!r}, {self.settings}, doc_text={self.doc_text!r})"
+
+
+class QueryEncoder(pt.Transformer):
+    """Adds ``query_vec``; each distinct query text is encoded once."""
+
+    def __init__(self, encoder: BiEncoder):
+        self.encoder = encoder
+        self.batch_size = encoder.batch_size
+
+    def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
+        require_columns(inp, ["query"], "query_encoder()", "Use topics with a 'query' column, e.g. get_topics('text').")
+        if len(inp) == 0:
+            return inp.assign(query_vec=pd.Series(dtype=object))
+        texts = require_texts(inp["query"], "query")
+        uniq, inverse = np.unique(np.array(texts, dtype=object), return_inverse=True)
+        vecs = self.encoder.encode_queries(list(uniq))
+        return inp.assign(query_vec=list(vecs[inverse]))
+
+    def __repr__(self) -> str:
+        return f"{self.encoder!r}.query_encoder()"
+
+
+class DocEncoder(pt.Transformer):
+    """Adds ``doc_vec`` to a document or result frame."""
+
+    def __init__(self, encoder: BiEncoder):
+        self.encoder = encoder
+        self.batch_size = encoder.batch_size
+
+    def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
+        cols = ["text", "context"] if self.encoder.doc_text == "sentence+context" else ["text"]
+        require_columns(inp, cols, "doc_encoder()", f"doc_text={self.encoder.doc_text!r} encodes {cols}.")
+        if len(inp) == 0:
+            return inp.assign(doc_vec=pd.Series(dtype=object))
+        contexts = inp["context"] if "context" in cols else None
+        return inp.assign(doc_vec=list(self.encoder.encode_docs(inp["text"], contexts)))
+
+    def __repr__(self) -> str:
+        return f"{self.encoder!r}.doc_encoder()"
+
+
+class VectorScorer(pt.Transformer):
+    """Scores rows by the inner product of ``query_vec`` and ``doc_vec``, then re-ranks."""
+
+    def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
+        require_columns(inp, ["qid", "query_vec", "doc_vec"], "scorer()")
+        out = inp.drop(columns=["score", "rank"], errors="ignore")
+        if len(out) == 0:
+            return out.assign(score=pd.Series(dtype=float), rank=pd.Series(dtype=int))
+        q, d = np.stack(out["query_vec"]), np.stack(out["doc_vec"])
+        if q.shape[1] != d.shape[1]:
+            raise ValueError(f"query_vec has dimension {q.shape[1]} but doc_vec has {d.shape[1]}; "
+                             "encode both with the same model")
+        out = out.assign(score=np.einsum("ij,ij->i", q, d))
+        return pt.model.add_ranks(out)

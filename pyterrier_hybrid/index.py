@@ -1,0 +1,320 @@
+"""FaissIndex: a faiss-backed dense index that knows each document's language.
+
+On-disk layout (a directory)::
+
+    pt_meta.json   type/format for pt.Artifact.load, doc_count, dim, index_type, langs, md5 of each file
+    index.faiss    the serialised faiss index; vector i is document i
+    docnos.txt     one docno per line, in index order
+    langs.npy      int16 per document: its position in pt_meta.json's "langs" (-1 = unknown)
+
+The directory is built under a temporary name and renamed into place when complete,
+so an interrupted build never leaves a directory that loads.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import faiss
+import numpy as np
+import pandas as pd
+import pyterrier as pt
+from tqdm.auto import tqdm
+
+from ._checks import require_columns
+
+INDEX_TYPES = ("flat", "hnsw", "ivf")
+_FILES = ("index.faiss", "docnos.txt", "langs.npy")
+
+
+class CorruptIndexError(ValueError):
+    """An index directory is incomplete or does not match its checksums."""
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _new_faiss(index_type: str, dim: int, hnsw_m: int, ivf_nlist: int) -> faiss.Index:
+    if index_type == "flat":
+        return faiss.IndexFlatIP(dim)
+    if index_type == "hnsw":
+        return faiss.IndexHNSWFlat(dim, hnsw_m, faiss.METRIC_INNER_PRODUCT)
+    return faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, ivf_nlist, faiss.METRIC_INNER_PRODUCT)
+
+
+class FaissIndex(pt.Artifact, pt.Indexer):
+    """A dense index over ``doc_vec`` vectors with per-document languages; scores are inner products.
+
+    Index with ``encoder.doc_encoder() >> FaissIndex(path)`` and ``.index(corpus_iter)``;
+    search with :meth:`retriever`. ``pt.Artifact.load(path)`` returns a ``FaissIndex``.
+
+    Args:
+        path: the index directory.
+        index_type: ``"flat"`` (exact, the default), ``"hnsw"`` or ``"ivf"`` (approximate).
+        hnsw_m: neighbours per node for HNSW.
+        ivf_nlist: number of IVF cells; IVF trains on the first ``40 * ivf_nlist`` documents.
+        overwrite: replace an existing index at ``path`` when indexing.
+        verbose: show progress bars.
+    """
+
+    ARTIFACT_TYPE = "dense_index"
+    ARTIFACT_FORMAT = "hybrid_faiss"
+
+    def __init__(self, path: str | Path, *, index_type: str = "flat", hnsw_m: int = 32, ivf_nlist: int = 256,
+                 overwrite: bool = False, verbose: bool = False):
+        super().__init__(str(path))
+        if index_type not in INDEX_TYPES:
+            raise ValueError(f"index_type={index_type!r} is not supported; use one of {INDEX_TYPES}")
+        self.index_type, self.hnsw_m, self.ivf_nlist = index_type, hnsw_m, ivf_nlist
+        self.overwrite, self.verbose = overwrite, verbose
+        self._loaded: Optional[Tuple[dict, faiss.Index, np.ndarray, np.ndarray]] = None
+
+    # ---- reading ----------------------------------------------------------------------------
+    def _load(self) -> Tuple[dict, faiss.Index, np.ndarray, np.ndarray]:
+        if self._loaded is None:
+            root = Path(self.path)
+            meta_path = root / "pt_meta.json"
+            if not meta_path.is_file():
+                raise FileNotFoundError(f"{root} is not a FaissIndex (no pt_meta.json); "
+                                        "build one with (encoder.doc_encoder() >> FaissIndex(path)).index(docs)")
+            try:
+                meta = json.loads(meta_path.read_text())
+            except json.JSONDecodeError as e:
+                raise CorruptIndexError(f"{meta_path} is not valid json ({e}); the index is corrupt, rebuild it") from None
+            if (meta.get("type"), meta.get("format")) != (self.ARTIFACT_TYPE, self.ARTIFACT_FORMAT):
+                raise ValueError(f"{root} holds a {meta.get('type')}.{meta.get('format')} artifact, "
+                                 f"not a {self.ARTIFACT_TYPE}.{self.ARTIFACT_FORMAT} FaissIndex; load it with pt.Artifact.load")
+            for name in _FILES:
+                if not (root / name).is_file():
+                    raise CorruptIndexError(f"{root} is missing {name}; the index is incomplete, rebuild it")
+                if _md5(root / name) != meta["md5"][name]:
+                    raise CorruptIndexError(f"{root / name} does not match the md5 in pt_meta.json; "
+                                            "the index is corrupt, rebuild it")
+            index = faiss.read_index(str(root / "index.faiss"))
+            docnos = np.array((root / "docnos.txt").read_text(encoding="utf-8").split("\n")[:-1], dtype=object)
+            langs = np.load(root / "langs.npy")
+            if not (index.ntotal == len(docnos) == len(langs) == meta["doc_count"]):
+                raise CorruptIndexError(f"{root} is inconsistent: {index.ntotal} vectors, {len(docnos)} docnos, "
+                                        f"{len(langs)} langs, doc_count {meta['doc_count']}; rebuild it")
+            self._loaded = (meta, index, docnos, langs)
+        return self._loaded
+
+    def __len__(self) -> int:
+        return self._load()[0]["doc_count"]
+
+    @property
+    def dim(self) -> int:
+        """The vector size."""
+        return self._load()[0]["dim"]
+
+    @property
+    def langs(self) -> List[str]:
+        """The document languages present in the index."""
+        return list(self._load()[0]["langs"])
+
+    def lang_ids(self, langs: Optional[Sequence[str]]) -> Optional[np.ndarray]:
+        """Positions of the documents in ``langs`` (``None`` means every document)."""
+        if langs is None:
+            return None
+        meta, _, _, codes = self._load()
+        unknown = [lang for lang in langs if lang not in meta["langs"]]
+        if unknown:
+            raise ValueError(f"unknown language filter {unknown}; this index has {meta['langs']}")
+        wanted = [meta["langs"].index(lang) for lang in langs]
+        return np.flatnonzero(np.isin(codes, wanted)).astype(np.int64)
+
+    def search(self, query_vecs: np.ndarray, k: Optional[int], langs: Optional[Sequence[str]] = None,
+               *, nprobe: int = 16, ef_search: int = 128) -> Tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` inner-product search, ``k=None`` for every (allowed) document.
+
+        Returns:
+            ``(scores, ids)``, each ``[n_queries, k]``; ``ids`` are document positions, ``-1`` where an
+            approximate index found fewer than ``k``.
+        """
+        meta, index, _, _ = self._load()
+        q = np.ascontiguousarray(query_vecs, dtype=np.float32)
+        if q.ndim != 2 or q.shape[1] != meta["dim"]:
+            raise ValueError(f"query vectors have shape {q.shape}, but {self.path} holds {meta['dim']}-dimensional "
+                             "vectors; encode queries with the model that built the index")
+        ids = self.lang_ids(langs)
+        allowed = meta["doc_count"] if ids is None else len(ids)
+        k = allowed if k is None else min(k, allowed)
+        if k == 0 or len(q) == 0:
+            return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+        sel = None if ids is None or allowed == meta["doc_count"] else faiss.IDSelectorBatch(ids)
+        if meta["index_type"] == "ivf":
+            params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
+        elif meta["index_type"] == "hnsw":
+            params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(ef_search, k))
+        else:
+            params = faiss.SearchParameters(sel=sel)
+        return index.search(q, k, params=params)
+
+    def retriever(self, encoder=None, *, num_results: Optional[int] = 1000, langs: Optional[Sequence[str]] = None,
+                  nprobe: int = 16, ef_search: int = 128) -> pt.Transformer:
+        """A transformer from queries to a ranking of this index.
+
+        Args:
+            encoder: a :class:`BiEncoder`; when given, the transformer encodes the ``query`` column
+                itself, otherwise it expects a ``query_vec`` column.
+            num_results: results per query; ``None`` returns the full ranking (needed for AP and rank distance).
+            langs: only return documents in these languages (e.g. ``["de"]`` for a de corpus).
+            nprobe: IVF cells to visit.
+            ef_search: HNSW search breadth.
+        """
+        self.lang_ids(langs)  # fail now on an unknown language
+        retr = FaissRetriever(self, num_results=num_results, langs=langs, nprobe=nprobe, ef_search=ef_search)
+        return retr if encoder is None else encoder.query_encoder() >> retr
+
+    # ---- writing ----------------------------------------------------------------------------
+    def index(self, inp: Iterable[Dict]) -> "FaissIndex":
+        """Index an iterable of dicts with ``docno``, ``doc_vec`` and optionally ``lang``.
+
+        Vectors are added in chunks as they arrive; only the faiss index grows with the corpus.
+        """
+        final = Path(self.path)
+        if final.exists() and not self.overwrite:
+            raise FileExistsError(f"{final} already exists; pass overwrite=True to replace it")
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            meta = self._write(tmp, inp)
+            (tmp / "pt_meta.json").write_text(json.dumps(meta, indent=2))
+            if final.exists():
+                old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
+                os.rename(final, old)
+                os.rename(tmp, final)
+                shutil.rmtree(old)
+            else:
+                os.rename(tmp, final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        self._loaded = None
+        return self
+
+    def _write(self, root: Path, inp: Iterable[Dict]) -> dict:
+        index: Optional[faiss.Index] = None
+        lang_names: List[str] = []
+        codes: List[np.ndarray] = []
+        pending: List[np.ndarray] = []  # IVF: vectors held until there are enough to train on
+        n = 0
+        train_size = 40 * self.ivf_nlist
+        with open(root / "docnos.txt", "w", encoding="utf-8") as f_docnos:
+            for chunk in _chunks(tqdm(inp, desc="indexing", unit="doc", disable=not self.verbose), 4096):
+                vecs, chunk_codes = _check_chunk(chunk, n, lang_names, index.d if index else None)
+                if index is None:
+                    index = _new_faiss(self.index_type, vecs.shape[1], self.hnsw_m, self.ivf_nlist)
+                f_docnos.write("".join(d["docno"] + "\n" for d in chunk))
+                codes.append(chunk_codes)
+                n += len(chunk)
+                if index.is_trained:
+                    index.add(vecs)
+                    continue
+                pending.append(vecs)
+                if n >= train_size:
+                    _train_and_add(index, pending)
+        if index is None:
+            raise ValueError("nothing to index: the input had no documents")
+        if not index.is_trained:
+            if n < self.ivf_nlist:
+                raise ValueError(f"index_type='ivf' with ivf_nlist={self.ivf_nlist} needs at least that many "
+                                 f"documents, got {n}; lower ivf_nlist or use index_type='flat'")
+            _train_and_add(index, pending)
+        faiss.write_index(index, str(root / "index.faiss"))
+        np.save(root / "langs.npy", np.concatenate(codes))
+        return {
+            "type": self.ARTIFACT_TYPE, "format": self.ARTIFACT_FORMAT, "package_hint": "pyterrier-hybrid",
+            "doc_count": n, "dim": index.d, "index_type": self.index_type, "langs": lang_names,
+            "md5": {name: _md5(root / name) for name in _FILES},
+        }
+
+
+def _chunks(it: Iterable[Dict], size: int) -> Iterator[List[Dict]]:
+    chunk: List[Dict] = []
+    for item in it:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _check_chunk(chunk: List[Dict], offset: int, lang_names: List[str], dim: Optional[int]) -> Tuple[np.ndarray, np.ndarray]:
+    """Validate one chunk of documents; return its vectors and language codes (``lang_names`` grows)."""
+    first = chunk[0]
+    for col in ("docno", "doc_vec"):
+        if col not in first:
+            raise KeyError(f"FaissIndex.index needs '{col}' in every document, but document {offset} has "
+                           f"{sorted(first)}; index with encoder.doc_encoder() >> FaissIndex(path)")
+    codes = np.empty(len(chunk), dtype=np.int16)
+    for i, d in enumerate(chunk):
+        docno = d.get("docno")
+        if not isinstance(docno, str) or not docno or "\n" in docno:
+            raise ValueError(f"document {offset + i} has docno {docno!r}; docnos must be non-empty one-line strings")
+        lang = d.get("lang")
+        if lang is None:
+            codes[i] = -1
+            continue
+        if lang not in lang_names:
+            lang_names.append(lang)
+        codes[i] = lang_names.index(lang)
+    try:
+        vecs = np.ascontiguousarray(np.stack([d["doc_vec"] for d in chunk]), dtype=np.float32)
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"documents {offset}..{offset + len(chunk) - 1} have missing or ragged doc_vec ({e})") from None
+    if vecs.ndim != 2 or (dim is not None and vecs.shape[1] != dim):
+        raise ValueError(f"documents from {offset} have doc_vec of shape {vecs.shape[1:]}, the index has dimension {dim}")
+    if not np.isfinite(vecs).all():
+        raise ValueError(f"documents {offset}..{offset + len(chunk) - 1} have NaN or infinite doc_vec values")
+    return vecs, codes
+
+
+def _train_and_add(index: faiss.Index, pending: List[np.ndarray]) -> None:
+    vecs = np.concatenate(pending)
+    index.train(vecs)
+    index.add(vecs)
+    pending.clear()
+
+
+class FaissRetriever(pt.Transformer):
+    """Searches a :class:`FaissIndex` with the ``query_vec`` column. Use :meth:`FaissIndex.retriever`."""
+
+    def __init__(self, index: FaissIndex, *, num_results: Optional[int], langs: Optional[Sequence[str]],
+                 nprobe: int, ef_search: int):
+        self.index, self.num_results, self.langs = index, num_results, langs
+        self.nprobe, self.ef_search = nprobe, ef_search
+
+    def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
+        require_columns(inp, ["qid", "query_vec"], "FaissRetriever",
+                        "Put encoder.query_encoder() before it, or use index.retriever(encoder).")
+        rest = inp.drop(columns=["query_vec", "docno", "docid", "score", "rank"], errors="ignore")
+        if len(inp) == 0:
+            return rest.assign(docno=pd.Series(dtype=object), docid=pd.Series(dtype=np.int64),
+                               score=pd.Series(dtype=np.float32), rank=pd.Series(dtype=np.int64))
+        scores, ids = self.index.search(np.stack(inp["query_vec"]), self.num_results, self.langs,
+                                        nprobe=self.nprobe, ef_search=self.ef_search)
+        keep = ids >= 0
+        per_query = keep.sum(1)
+        docnos = self.index._load()[2]
+        out = rest.iloc[np.repeat(np.arange(len(rest)), per_query)].reset_index(drop=True)
+        return out.assign(
+            docno=docnos[ids[keep]],
+            docid=ids[keep],
+            score=scores[keep],
+            rank=np.concatenate([np.arange(c) for c in per_query]),
+        )
+
+    def __repr__(self) -> str:
+        return f"FaissRetriever({self.index.path!r}, num_results={self.num_results}, langs={self.langs})"

@@ -1,0 +1,190 @@
+import json
+from pathlib import Path
+
+import ir_datasets
+import numpy as np
+import pandas as pd
+import pyterrier as pt
+import pytest
+
+import pyterrier_hybrid as ph
+from pyterrier_hybrid import CorruptIndexError, FaissIndex
+
+LANGS = ["en", "de", "fr"]
+
+
+def random_docs(n=300, dim=16, seed=0):
+    rng = np.random.default_rng(seed)
+    vecs = rng.normal(size=(n, dim)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    return [{"docno": f"{LANGS[i % 3]}:{i}", "lang": LANGS[i % 3], "doc_vec": vecs[i]} for i in range(n)], vecs
+
+
+def query_frame(qvecs):
+    return pd.DataFrame({"qid": [f"q{i}" for i in range(len(qvecs))], "query": ["x"] * len(qvecs), "query_vec": list(qvecs)})
+
+
+def brute_force(qvec, vecs, docnos, allowed=None):
+    scores = vecs @ qvec
+    order = [i for i in np.argsort(-scores, kind="stable") if allowed is None or docnos[i].split(":")[0] in allowed]
+    return [docnos[i] for i in order], scores[order]
+
+
+@pytest.fixture
+def built(tmp_path):
+    docs, vecs = random_docs()
+    index = FaissIndex(tmp_path / "idx").index(iter(docs))
+    return index, docs, vecs
+
+
+def test_full_ranking_equals_numpy(built):
+    index, docs, vecs = built
+    qvecs = np.random.default_rng(1).normal(size=(4, 16)).astype(np.float32)
+    res = index.retriever(num_results=None)(query_frame(qvecs))
+    assert len(res) == 4 * 300
+    docnos = [d["docno"] for d in docs]
+    for i, (qid, group) in enumerate(res.groupby("qid", sort=True)):
+        expect_ids, expect_scores = brute_force(qvecs[i], vecs, docnos)
+        assert list(group.sort_values("rank").docno) == expect_ids
+        np.testing.assert_allclose(group.sort_values("rank").score, expect_scores, rtol=1e-5, atol=1e-6)
+        assert list(group.sort_values("rank")["rank"]) == list(range(300))
+
+
+def test_num_results_and_language_filter(built):
+    index, docs, vecs = built
+    qvecs = np.random.default_rng(2).normal(size=(3, 16)).astype(np.float32)
+    res = index.retriever(num_results=5, langs=["de", "fr"])(query_frame(qvecs))
+    assert len(res) == 15
+    assert set(d.split(":")[0] for d in res.docno) == {"de", "fr"}
+    docnos = [d["docno"] for d in docs]
+    for i in range(3):
+        assert list(res[res.qid == f"q{i}"].docno) == brute_force(qvecs[i], vecs, docnos, {"de", "fr"})[0][:5]
+    full_de = index.retriever(num_results=None, langs=["de"])(query_frame(qvecs[:1]))
+    assert len(full_de) == 100 and set(full_de.docno.str[:2]) == {"de"}
+
+
+def test_artifact_load_round_trip(built):
+    index, _, _ = built
+    loaded = pt.Artifact.load(index.path)
+    assert isinstance(loaded, FaissIndex)
+    assert len(loaded) == 300 and loaded.dim == 16 and loaded.langs == LANGS
+    meta = json.loads((Path(index.path) / "pt_meta.json").read_text())
+    assert meta["type"] == "dense_index" and meta["format"] == "hybrid_faiss"
+    q = query_frame(np.random.default_rng(3).normal(size=(2, 16)).astype(np.float32))
+    pd.testing.assert_frame_equal(loaded.retriever(num_results=10)(q), index.retriever(num_results=10)(q))
+
+
+@pytest.mark.parametrize("kind,kwargs", [("hnsw", {"hnsw_m": 16}), ("ivf", {"ivf_nlist": 8})])
+def test_approximate_indexes_agree_with_exact(tmp_path, kind, kwargs):
+    docs, vecs = random_docs(n=2000, dim=16, seed=5)
+    index = FaissIndex(tmp_path / kind, index_type=kind, **kwargs).index(iter(docs))
+    qvecs = vecs[:50] + 0.05 * np.random.default_rng(6).normal(size=(50, 16)).astype(np.float32)
+    res = index.retriever(num_results=1, nprobe=8)(query_frame(qvecs))
+    exact = [docs[i]["docno"] for i in np.argmax(qvecs @ vecs.T, axis=1)]
+    assert np.mean(np.array(res.docno) == np.array(exact)) >= 0.9
+    de = index.retriever(num_results=3, langs=["de"], nprobe=8)(query_frame(qvecs[:5]))
+    assert set(de.docno.str[:2]) == {"de"}
+
+
+def test_query_dimension_mismatch(built):
+    index, _, _ = built
+    with pytest.raises(ValueError, match=r"shape \(1, 8\), but .* holds 16-dimensional vectors"):
+        index.retriever()(query_frame(np.ones((1, 8), np.float32)))
+
+
+def test_unknown_language_filter(built):
+    index, _, _ = built
+    with pytest.raises(ValueError, match=r"unknown language filter \['xx'\]; this index has \['en', 'de', 'fr'\]"):
+        index.retriever(langs=["xx"])
+
+
+def test_missing_query_vec_column(built):
+    index, _, _ = built
+    with pytest.raises(KeyError, match=r"needs column\(s\) \['query_vec'\].*query_encoder"):
+        index.retriever()(pd.DataFrame({"qid": ["a"], "query": ["x"]}))
+
+
+def test_non_index_directory(tmp_path):
+    (tmp_path / "x").mkdir()
+    with pytest.raises(FileNotFoundError, match="is not a FaissIndex"):
+        len(FaissIndex(tmp_path / "x"))
+    (tmp_path / "x" / "pt_meta.json").write_text('{"type": "sparse_index", "format": "pisa"}')
+    with pytest.raises(ValueError, match="holds a sparse_index.pisa artifact"):
+        len(FaissIndex(tmp_path / "x"))
+
+
+def test_corrupt_index_is_detected(built):
+    index, _, _ = built
+
+    path = Path(index.path) / "langs.npy"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptIndexError, match="langs.npy does not match the md5"):
+        len(FaissIndex(index.path))
+    path.unlink()
+    with pytest.raises(CorruptIndexError, match="missing langs.npy"):
+        len(FaissIndex(index.path))
+
+
+def test_bad_documents(tmp_path):
+    with pytest.raises(KeyError, match="needs 'doc_vec' in every document"):
+        FaissIndex(tmp_path / "a").index([{"docno": "d1", "text": "x"}])
+    with pytest.raises(ValueError, match="shape"):
+        FaissIndex(tmp_path / "b").index([{"docno": "d1", "doc_vec": np.ones(4)}, {"docno": "d2", "doc_vec": np.ones(5)}])
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        FaissIndex(tmp_path / "c").index([{"docno": "d1", "doc_vec": np.array([np.nan, 1.0])}])
+    with pytest.raises(ValueError, match="nothing to index"):
+        FaissIndex(tmp_path / "d").index([])
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no half-written directories
+
+
+def test_existing_index_needs_overwrite(built):
+    index, docs, _ = built
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        FaissIndex(index.path).index(iter(docs))
+    FaissIndex(index.path, overwrite=True).index(iter(docs[:10]))
+    assert len(FaissIndex(index.path)) == 10
+
+
+def test_crash_while_indexing_leaves_nothing(tmp_path):
+    docs, _ = random_docs(n=5000)
+
+    def dying():
+        yield from docs[:4500]
+        raise RuntimeError("killed")
+    with pytest.raises(RuntimeError, match="killed"):
+        FaissIndex(tmp_path / "idx").index(dying())
+    assert list(tmp_path.iterdir()) == []
+
+
+def average_precision(ranked, relevant):
+    hits, total = 0, 0.0
+    for i, d in enumerate(ranked, 1):
+        if d in relevant:
+            hits += 1
+            total += hits / i
+    return total / len(relevant)
+
+
+def test_pipeline_in_experiment(tiny_data, tiny_model_dir, tmp_path):
+    from ir_measures import AP
+    enc = ph.BiEncoder(tiny_model_dir)
+    ds = pt.get_dataset("irds:tiny-r/de")
+    index = FaissIndex(tmp_path / "idx")
+    (enc.doc_encoder() >> index).index(ds.get_corpus_iter(verbose=False))
+    assert index.langs == ["en", "de", "fr"] and len(index) == 24
+    topics, qrels = pt.get_dataset("irds:tiny-r/de/fr").get_topics("text"), pt.get_dataset("irds:tiny-r/de/fr").get_qrels()
+    pipe = index.retriever(enc, num_results=None, langs=["fr"])
+    res = pt.Experiment([pipe], topics, qrels, eval_metrics=[AP], names=["dense"])
+    # independent: numpy scores over the 7 French docs
+    fr = list(ir_datasets.load("tiny-r/fr/fr").docs_iter())
+    dvec = enc.encode_docs([d.text for d in fr])
+    aps = []
+    for q in ir_datasets.load("tiny-r/de/fr").queries_iter():
+        ranked = [fr[i].doc_id for i in np.argsort(-(dvec @ enc.encode_queries([q.text])[0]), kind="stable")]
+        rel = {r.doc_id for r in ir_datasets.load("tiny-r/de/fr").qrels_iter() if r.query_id == q.query_id}
+        if rel:
+            aps.append(average_precision(ranked, rel))
+    assert len(aps) == 4
+    assert res["AP"][0] == pytest.approx(np.mean(aps), abs=1e-6)
