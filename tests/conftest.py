@@ -42,3 +42,23 @@ def shared_data(monkeypatch):
 def tiny_model_dir(tmp_path_factory):
     from tiny_model import make_tiny_model
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def me5_dir():
+    """The real multilingual-e5-small, built offline by ../shared/tools/make_offline_me5.py (cached in .cache/)."""
+    given = os.environ.get("PYTERRIER_HYBRID_ME5")
+    if given:
+        return Path(given)
+    target = Path(__file__).resolve().parents[1] / ".cache" / "me5"
+    if (target / "model.safetensors").is_file():
+        return target
+    tool = SHARED_DATA.parent / "tools" / "make_offline_me5.py"
+    if not tool.is_file():
+        pytest.skip(f"no real model: set PYTERRIER_HYBRID_ME5 to a multilingual-e5-small directory, or provide {tool}")
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, str(tool), str(target)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"{tool} failed to build the model:\n{done.stderr[-2000:]}")
+    return target
