@@ -1,7 +1,7 @@
 """ir_datasets entries for the LAReQA evaluation sets, XQuAD-R and MLQA-R.
 
 Importing this package registers ``xquad-r``, ``xquad-r/<x>``, ``xquad-r/<x>/<y>`` and the
-same for ``mlqa-r``. PyTerrier imports it on ``import pyterrier`` (``pyterrier.modules``
+same for ``mlqa-r`` and the bundled ``lareqa-demo``. PyTerrier imports it on ``import pyterrier`` (``pyterrier.modules``
 entry point), so ``pt.get_dataset('irds:xquad-r/de/en')`` works with no extra import.
 """
 from ._lareqa import (
@@ -16,15 +16,16 @@ from ._lareqa import (
     parse_squad_sentences,
     register,
 )
+from .demo import DEMO
 from .mlqa_r import MLQA_R
 from .xquad_r import XQUAD_R
 
-FAMILIES = {f.name: f for f in (XQUAD_R, MLQA_R)}
+FAMILIES = {f.name: f for f in (XQUAD_R, MLQA_R, DEMO)}
 
 for _family in FAMILIES.values():
     register(_family)
 
 __all__ = [
-    "DATA_ENV", "FAMILIES", "MLQA_R", "XQUAD_R", "LareqaDataError", "LareqaDoc", "LareqaFamily",
+    "DATA_ENV", "DEMO", "FAMILIES", "MLQA_R", "XQUAD_R", "LareqaDataError", "LareqaDoc", "LareqaFamily",
     "LareqaQuery", "dataset_names", "id_lang", "parallel_id", "parse_squad_sentences", "register",
 ]

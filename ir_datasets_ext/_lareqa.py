@@ -128,11 +128,14 @@ class LareqaFamily:
         md5: expected md5 per language file; its keys are the languages, in order.
         url: upstream URL pattern with a ``{lang}`` field.
         license: the data licence, for documentation.
+        data_dir: a folder holding ``<name>/<lang>.json`` to read instead of ``$PYTERRIER_HYBRID_DATA``
+            or a download (used for data shipped inside a package).
     """
     name: str
     md5: Dict[str, str] = field(hash=False)
-    url: str
+    url: Optional[str]
     license: str
+    data_dir: Optional[str] = None
 
     @property
     def langs(self) -> Tuple[str, ...]:
@@ -148,19 +151,20 @@ class LareqaFamily:
     def load(self, lang: str) -> ParsedLanguage:
         """Fetch (or find locally), verify and parse one language file."""
         self.check_langs([lang])
-        local = os.environ.get(DATA_ENV)
-        return _load_cached(self, lang, local)
+        return _load_cached(self, lang, self.data_dir or os.environ.get(DATA_ENV))
 
     def _fetch(self, lang: str, local: Optional[str]) -> Tuple[bytes, str]:
         expected = self.md5[lang]
-        url = self.url.format(lang=lang)
+        url = self.url.format(lang=lang) if self.url else None
         if local:
             path = Path(local) / self.name / f"{lang}.json"
             if not path.is_file():
                 raise FileNotFoundError(
-                    f"{DATA_ENV}={local} is set, but {path} does not exist. The folder must hold "
-                    f"{self.name}/<lang>.json for {', '.join(self.langs)}; unset {DATA_ENV} to download from {url}")
+                    f"{path} does not exist. The data folder {local} must hold {self.name}/<lang>.json for "
+                    f"{', '.join(self.langs)}; point {DATA_ENV} at such a folder, or unset it to download from {url}")
             dl, source = Download([LocalDownload(path)], expected_md5=expected, stream=True), str(path)
+        elif url is None:
+            raise FileNotFoundError(f"{self.name} has no download URL; set {DATA_ENV} to a folder with {self.name}/<lang>.json")
         else:
             cache = Path(ir_datasets.util.home_path()) / "lareqa" / self.name / f"{lang}.json"
             dl, source = Download([RequestsDownload(url)], expected_md5=expected, cache_path=str(cache)), str(cache)

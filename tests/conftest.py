@@ -3,30 +3,11 @@ from pathlib import Path
 
 import pytest
 
-from ir_datasets_ext import LareqaFamily, register
+from ir_datasets_ext import DEMO
 
-FIXTURES = Path(__file__).parent / "fixtures"
+# our own three-language fixture in the LAReQA format, shipped in the package as lareqa-demo
+DEMO_FILES = Path(DEMO.data_dir) / DEMO.name
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-# Our own three-language fixture in the LAReQA format; q5 has no French version.
-TINY = LareqaFamily(
-    name="tiny-r",
-    md5={
-        "en": "bb110be182039f298733cfe81da445d3",
-        "de": "b2ecb5ef8598c9f4be4e2629a3ee3754",
-        "fr": "d14efb95c4c15d7c4e1a424a790ed1f7",
-    },
-    url="http://127.0.0.1:9/tiny-r/{lang}.json",
-    license="CC0",
-)
-register(TINY)
-
-
-@pytest.fixture
-def tiny_data(monkeypatch):
-    """Point the data loader at the fixture folder."""
-    monkeypatch.setenv("PYTERRIER_HYBRID_DATA", str(FIXTURES))
-    return TINY
 
 
 @pytest.fixture
@@ -40,7 +21,7 @@ def shared_data(monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    from tiny_model import make_tiny_model
+    from pyterrier_hybrid.tiny_model import make_tiny_model
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 

@@ -11,7 +11,8 @@ import pytest
 
 import ir_datasets_ext
 from ir_datasets_ext import LareqaDataError, LareqaFamily, register
-from conftest import FIXTURES, TINY
+from conftest import DEMO_FILES
+from ir_datasets_ext import DEMO
 
 ANSWERS = {
     "en": {"q1": "en:0-0", "q2": "en:0-1", "q3": "en:1-1", "q4": "en:2-1", "q5": "en:2-3"},
@@ -25,14 +26,14 @@ def qrels(name):
     return {(q.query_id, q.doc_id) for q in ir_datasets.load(name).qrels_iter()}
 
 
-def test_names_registered(tiny_data):
-    names = ir_datasets_ext.dataset_names(TINY)
+def test_names_registered():
+    names = ir_datasets_ext.dataset_names(DEMO)
     assert len(names) == 1 + 3 + 9
     assert all(n in ir_datasets.registry for n in names)
 
 
-def test_monolingual_setting(tiny_data):
-    ds = ir_datasets.load("tiny-r/de/de")
+def test_monolingual_setting():
+    ds = ir_datasets.load("lareqa-demo/de/de")
     docs = list(ds.docs_iter())
     assert [d.doc_id for d in docs] == ["de:0-0", "de:0-1", "de:1-0", "de:1-1", "de:1-2", "de:2-0", "de:2-1", "de:2-2"]
     assert ds.docs_count() == 8 and ds.docs_lang() == "de"
@@ -41,30 +42,30 @@ def test_monolingual_setting(tiny_data):
     queries = list(ds.queries_iter())
     assert [q.query_id for q in queries] == [f"de:q{i}" for i in range(1, 6)]
     assert queries[0].lang == "de" and queries[0].text.startswith("Welche Farbe")
-    assert qrels("tiny-r/de/de") == {(f"de:{q}", d) for q, d in ANSWERS["de"].items()}
+    assert qrels("lareqa-demo/de/de") == {(f"de:{q}", d) for q, d in ANSWERS["de"].items()}
 
 
-def test_cross_lingual_setting_skips_missing_translations(tiny_data):
+def test_cross_lingual_setting_skips_missing_translations():
     # q5 has no French version, so de->fr has 4 qrels, and fr->de only the 4 French questions
-    assert qrels("tiny-r/de/fr") == {(f"de:{q}", d) for q, d in ANSWERS["fr"].items()}
-    assert qrels("tiny-r/fr/de") == {(f"fr:{q}", ANSWERS["de"][q]) for q in ANSWERS["fr"]}
-    assert ir_datasets.load("tiny-r/fr/de").docs_count() == N_DOCS["de"]
+    assert qrels("lareqa-demo/de/fr") == {(f"de:{q}", d) for q, d in ANSWERS["fr"].items()}
+    assert qrels("lareqa-demo/fr/de") == {(f"fr:{q}", ANSWERS["de"][q]) for q in ANSWERS["fr"]}
+    assert ir_datasets.load("lareqa-demo/fr/de").docs_count() == N_DOCS["de"]
 
 
-def test_multilingual_settings(tiny_data):
-    ds = ir_datasets.load("tiny-r/en")
+def test_multilingual_settings():
+    ds = ir_datasets.load("lareqa-demo/en")
     assert ds.docs_count() == sum(N_DOCS.values()) == 24
     assert ds.docs_lang() is None
     expected = {(f"en:{q}", ANSWERS[y][q]) for y in ANSWERS for q in ANSWERS[y]}
-    assert qrels("tiny-r/en") == expected
+    assert qrels("lareqa-demo/en") == expected
     assert len(expected) == 14  # 4 questions x 3 languages + q5 x 2
-    everything = ir_datasets.load("tiny-r")
+    everything = ir_datasets.load("lareqa-demo")
     assert sum(1 for _ in everything.queries_iter()) == 14
-    assert len(qrels("tiny-r")) == 4 * 3 * 3 + 2 * 2  # q1..q4: 3 query x 3 doc langs; q5: en,de x en,de
+    assert len(qrels("lareqa-demo")) == 4 * 3 * 3 + 2 * 2  # q1..q4: 3 query x 3 doc langs; q5: en,de x en,de
 
 
-def test_docstore_lookup(tiny_data):
-    store = ir_datasets.load("tiny-r/fr").docs_store()
+def test_docstore_lookup():
+    store = ir_datasets.load("lareqa-demo/fr").docs_store()
     assert store.get("fr:2-1").text == "Après la crue, les mineurs se mirent à la pêche."
     assert store.get("en:2-3").lang == "en"
     assert set(store.get_many(["de:1-2", "nope"])) == {"de:1-2"}
@@ -72,9 +73,9 @@ def test_docstore_lookup(tiny_data):
         store.get("fr:9-9")
 
 
-def test_pyterrier_access_keeps_lang(tiny_data):
+def test_pyterrier_access_keeps_lang():
     import pyterrier as pt
-    ds = pt.get_dataset("irds:tiny-r/fr/en")
+    ds = pt.get_dataset("irds:lareqa-demo/fr/en")
     topics = ds.get_topics("text")
     assert list(topics.columns) == ["qid", "query"] and len(topics) == 4
     corpus = list(ds.get_corpus_iter(verbose=False))
@@ -83,18 +84,23 @@ def test_pyterrier_access_keeps_lang(tiny_data):
     assert dict(zip(qr.qid, qr.docno))["fr:q4"] == "en:2-1"
 
 
-def test_unknown_language_lists_valid_ones(tiny_data):
-    with pytest.raises(ValueError, match=r"no language 'xx'; valid languages: en, de, fr"):
-        ir_datasets.load("tiny-r/xx")
+def test_unknown_language_lists_valid_ones():
+    with pytest.raises(ValueError, match=r"lareqa-demo has no language 'xx'; valid languages: en, de, fr"):
+        ir_datasets.load("lareqa-demo/xx")
     with pytest.raises(ValueError, match="no language 'it'"):
-        ir_datasets.load("tiny-r/en/it")
+        ir_datasets.load("lareqa-demo/en/it")
     with pytest.raises(ValueError, match="valid languages: ar, de, el, en"):
         ir_datasets.load("xquad-r/pt/en")
 
 
+# a family like the demo but read from $PYTERRIER_HYBRID_DATA, as xquad-r and mlqa-r are
+TINY = LareqaFamily("tiny-r", dict(DEMO.md5), "http://127.0.0.1:9/tiny-r/{lang}.json", "CC0")
+register(TINY)
+
+
 def _copy_fixture(tmp_path, monkeypatch, lang, mutate):
     folder = tmp_path / "data"
-    shutil.copytree(FIXTURES / "tiny-r", folder / "tiny-r")
+    shutil.copytree(DEMO_FILES, folder / "tiny-r")
     path = folder / "tiny-r" / f"{lang}.json"
     mutate(path)
     monkeypatch.setenv("PYTERRIER_HYBRID_DATA", str(folder))
@@ -103,7 +109,7 @@ def _copy_fixture(tmp_path, monkeypatch, lang, mutate):
 
 def test_checksum_mismatch_names_file(tmp_path, monkeypatch):
     path = _copy_fixture(tmp_path, monkeypatch, "de", lambda p: p.write_bytes(p.read_bytes().replace(b"rot", b"blau")))
-    with pytest.raises(LareqaDataError, match=rf"checksum mismatch for {path}.*b2ecb5ef8598c9f4be4e2629a3ee3754.*replace it"):
+    with pytest.raises(LareqaDataError, match=rf"checksum mismatch for {path}.*b33b3e74214fd6724e918595ff14fc6d.*replace it"):
         list(ir_datasets.load("tiny-r/de/de").docs_iter())
 
 
@@ -122,7 +128,7 @@ def test_missing_sentence_breaks_is_reported():
 
 def test_missing_local_file_says_how_to_fix(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTERRIER_HYBRID_DATA", str(tmp_path))
-    with pytest.raises(FileNotFoundError, match="must hold tiny-r/<lang>.json"):
+    with pytest.raises(FileNotFoundError, match=r"en.json does not exist.*must hold tiny-r/<lang>.json.*PYTERRIER_HYBRID_DATA"):
         TINY.load("en")
 
 
@@ -130,19 +136,19 @@ def test_download_through_ir_datasets_cache(tmp_path, monkeypatch):
     """With no local folder, files come over HTTP into ir_datasets' cache, md5-checked."""
     monkeypatch.delenv("PYTERRIER_HYBRID_DATA", raising=False)
     monkeypatch.setattr(ir_datasets.util, "home_path", lambda: tmp_path / "home")
-    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(FIXTURES))
+    handler = partial(http.server.SimpleHTTPRequestHandler, directory=str(DEMO_FILES.parent))
     handler.log_message = lambda *a: None
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        url = f"http://127.0.0.1:{server.server_port}/tiny-r/{{lang}}.json"
-        good = LareqaFamily("tiny-r", dict(TINY.md5), url, "CC0")
+        url = f"http://127.0.0.1:{server.server_port}/lareqa-demo/{{lang}}.json"
+        good = LareqaFamily("lareqa-demo", dict(TINY.md5), url, "CC0")
         assert len(good.load("fr").docs) == 7
-        assert (tmp_path / "home" / "lareqa" / "tiny-r" / "fr.json").read_bytes() == (FIXTURES / "tiny-r" / "fr.json").read_bytes()
-        bad = LareqaFamily("tiny-r", {"de": "0" * 32}, url, "CC0")
+        assert (tmp_path / "home" / "lareqa" / "lareqa-demo" / "fr.json").read_bytes() == (DEMO_FILES / "fr.json").read_bytes()
+        bad = LareqaFamily("lareqa-demo", {"de": "0" * 32}, url, "CC0")
         with pytest.raises(LareqaDataError, match="checksum mismatch.*download was discarded"):
             bad.load("de")
-        assert not (tmp_path / "home" / "lareqa" / "tiny-r" / "de.json").exists()
+        assert not (tmp_path / "home" / "lareqa" / "lareqa-demo" / "de.json").exists()
     finally:
         server.shutdown()
 

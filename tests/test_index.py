@@ -167,23 +167,23 @@ def average_precision(ranked, relevant):
     return total / len(relevant)
 
 
-def test_pipeline_in_experiment(tiny_data, tiny_model_dir, tmp_path):
+def test_pipeline_in_experiment(tiny_model_dir, tmp_path):
     from ir_measures import AP
     enc = ph.BiEncoder(tiny_model_dir)
-    ds = pt.get_dataset("irds:tiny-r/de")
+    ds = pt.get_dataset("irds:lareqa-demo/de")
     index = FaissIndex(tmp_path / "idx")
     (enc.doc_encoder() >> index).index(ds.get_corpus_iter(verbose=False))
     assert index.langs == ["en", "de", "fr"] and len(index) == 24
-    topics, qrels = pt.get_dataset("irds:tiny-r/de/fr").get_topics("text"), pt.get_dataset("irds:tiny-r/de/fr").get_qrels()
+    topics, qrels = pt.get_dataset("irds:lareqa-demo/de/fr").get_topics("text"), pt.get_dataset("irds:lareqa-demo/de/fr").get_qrels()
     pipe = index.retriever(enc, num_results=None, langs=["fr"])
     res = pt.Experiment([pipe], topics, qrels, eval_metrics=[AP], names=["dense"])
     # independent: numpy scores over the 7 French docs
-    fr = list(ir_datasets.load("tiny-r/fr/fr").docs_iter())
+    fr = list(ir_datasets.load("lareqa-demo/fr/fr").docs_iter())
     dvec = enc.encode_docs([d.text for d in fr])
     aps = []
-    for q in ir_datasets.load("tiny-r/de/fr").queries_iter():
+    for q in ir_datasets.load("lareqa-demo/de/fr").queries_iter():
         ranked = [fr[i].doc_id for i in np.argsort(-(dvec @ enc.encode_queries([q.text])[0]), kind="stable")]
-        rel = {r.doc_id for r in ir_datasets.load("tiny-r/de/fr").qrels_iter() if r.query_id == q.query_id}
+        rel = {r.doc_id for r in ir_datasets.load("lareqa-demo/de/fr").qrels_iter() if r.query_id == q.query_id}
         if rel:
             aps.append(average_precision(ranked, rel))
     assert len(aps) == 4

@@ -1,16 +1,22 @@
-"""A tiny random BERT with a character-level WordPiece vocabulary, built offline in a second."""
+"""A tiny random BERT with a character-level WordPiece vocabulary, built offline in a second.
+
+For tests and for demos on machines with no model: its rankings are meaningless, but every
+code path (tokenising, pooling, indexing, training) runs for real.
+"""
+from __future__ import annotations
+
 import json
 from pathlib import Path
 
 import torch
 from transformers import BertConfig, BertModel, BertTokenizerFast
 
-FIXTURES = Path(__file__).parent / "fixtures"
+from ir_datasets_ext import DEMO
 
 
-def _alphabet():
+def _alphabet() -> list:
     chars = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,:;?!'-()")
-    for f in (FIXTURES / "tiny-r").glob("*.json"):
+    for f in (Path(DEMO.data_dir) / DEMO.name).glob("*.json"):
         for article in json.loads(f.read_text(encoding="utf-8"))["data"]:
             for p in article["paragraphs"]:
                 chars.update(p["context"])
@@ -20,8 +26,14 @@ def _alphabet():
     return sorted(chars)
 
 
-def make_tiny_model(path, seed=0, hidden=32):
-    """Save a 2-layer random BertModel and its tokenizer to ``path``; return ``path``."""
+def make_tiny_model(path: str | Path, seed: int = 0, hidden: int = 32) -> Path:
+    """Save a 2-layer random BertModel and its tokenizer to ``path``; return ``path``.
+
+    Args:
+        path: the directory to write.
+        seed: torch seed for the random weights.
+        hidden: hidden size (the vector dimension).
+    """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     chars = _alphabet()
