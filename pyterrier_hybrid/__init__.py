@@ -3,8 +3,15 @@ import ir_datasets_ext  # noqa: F401  registers xquad-r / mlqa-r with ir_dataset
 
 from .encoder import BiEncoder
 from .index import CorruptIndexError, FaissIndex
+from .measures import QueryLanguageShare, RankCorrelation, RankDistance, query_language_share, rank_correlation
 from .model_dir import EncoderSettings
+from .protocol import DenseRanker, RetrieverRanker, run_protocol
+from .sparse import bm25_builder
 
 __version__ = "0.1.0"
 
-__all__ = ["BiEncoder", "CorruptIndexError", "EncoderSettings", "FaissIndex"]
+__all__ = [
+    "BiEncoder", "CorruptIndexError", "DenseRanker", "EncoderSettings", "FaissIndex", "QueryLanguageShare",
+    "RankCorrelation", "RankDistance", "RetrieverRanker", "bm25_builder", "query_language_share",
+    "rank_correlation", "run_protocol",
+]

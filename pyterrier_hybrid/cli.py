@@ -1,0 +1,99 @@
+"""``pyterrier-hybrid``: index and evaluate from the command line (a thin layer over the library)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+E5_PREFIXES = {"query_prefix": "query: ", "doc_prefix": "passage: "}
+
+
+def load_encoder(model: str, doc_text: str, batch_size: int, verbose: bool = True):
+    """A BiEncoder with the CLI defaults: mean pooling and E5 prefixes unless the model directory says otherwise."""
+    from .encoder import BiEncoder
+    from .model_dir import read_settings
+
+    found = read_settings(model) if Path(model).is_dir() else {}
+    defaults = {k: v for k, v in E5_PREFIXES.items() if k not in found}
+    if "pooling" not in found:
+        defaults["pooling"] = "mean"
+    return BiEncoder(model, doc_text=doc_text, batch_size=batch_size, verbose=verbose, **defaults)
+
+
+def _langs(value: Optional[str]) -> Optional[List[str]]:
+    return [x.strip() for x in value.split(",") if x.strip()] if value else None
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .protocol import DenseRanker, RetrieverRanker, run_protocol
+    from .report import to_markdown
+
+    if args.bm25:
+        from .sparse import bm25_builder
+        import tempfile
+        ranker = RetrieverRanker(bm25_builder(tempfile.mkdtemp(prefix="bm25-")))
+        name = "BM25 (pisa)"
+    else:
+        encoder = load_encoder(args.model, args.doc_text, args.batch_size)
+        ranker = DenseRanker(encoder, cache_dir=args.cache_dir)
+        name = args.model
+    report = run_protocol(ranker, args.dataset, langs=_langs(args.langs), max_queries=args.max_queries,
+                          out_dir=args.out, name=name)
+    print(to_markdown(report))
+    print(f"wrote {Path(args.out) / 'report.json'}, report.md and matrix.png")
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    import pyterrier as pt
+
+    from .index import FaissIndex
+
+    encoder = load_encoder(args.model, args.doc_text, args.batch_size)
+    index = FaissIndex(args.out, index_type=args.index_type, overwrite=args.overwrite, verbose=True)
+    corpus = pt.get_dataset(f"irds:{args.dataset}").get_corpus_iter(verbose=False)
+    (encoder.doc_encoder() >> index).index(corpus)
+    print(json.dumps({"path": args.out, "docs": len(index), "dim": index.dim, "langs": index.langs}))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pyterrier-hybrid", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    ev = sub.add_parser("evaluate", help="run the full Mo./Cr./Mul. protocol and write a report")
+    ev.add_argument("--dataset", choices=["xquad-r", "mlqa-r", "lareqa-demo"], required=True)
+    who = ev.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", help="local model directory or Hugging Face name")
+    who.add_argument("--bm25", action="store_true", help="evaluate BM25 (pyterrier-pisa) instead of a model")
+    ev.add_argument("--out", required=True, help="directory for report.json, report.md and matrix.png")
+    ev.add_argument("--doc-text", choices=["sentence", "sentence+context"], default="sentence")
+    ev.add_argument("--max-queries", type=int, help="keep the first N question ids, in every language")
+    ev.add_argument("--langs", help="comma-separated languages to restrict the evaluation to, e.g. ar,de,en")
+    ev.add_argument("--batch-size", type=int, default=64)
+    ev.add_argument("--cache-dir", help="reuse encoded vectors across runs from this directory")
+    ev.set_defaults(func=cmd_evaluate)
+
+    ix = sub.add_parser("index", help="encode an ir_datasets corpus into a FaissIndex")
+    ix.add_argument("--dataset", required=True, help="an ir_datasets name, e.g. xquad-r or mlqa-r/en/de")
+    ix.add_argument("--model", required=True)
+    ix.add_argument("--out", required=True)
+    ix.add_argument("--doc-text", choices=["sentence", "sentence+context"], default="sentence")
+    ix.add_argument("--index-type", choices=["flat", "hnsw", "ivf"], default="flat")
+    ix.add_argument("--batch-size", type=int, default=64)
+    ix.add_argument("--overwrite", action="store_true")
+    ix.set_defaults(func=cmd_index)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as e:
+        print(f"pyterrier-hybrid {args.command}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

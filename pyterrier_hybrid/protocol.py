@@ -1,0 +1,351 @@
+"""The LAReQA evaluation protocol: every monolingual, cross-lingual and multilingual setting at once.
+
+A dense model encodes each language's queries and candidates exactly once; one :class:`FaissIndex`
+over all candidates serves every setting through language filters. Any other PyTerrier retriever
+(e.g. BM25 from pyterrier-pisa) plugs in through :class:`RetrieverRanker`, which builds one retriever
+per corpus. All metrics come from full rankings (see docs/evaluation.md):
+
+- mAP per setting (= trec_eval / ir_measures ``AP``), macro-averaged per kind (mono, cross, multi);
+- rank distance in the multilingual setting (= :data:`~pyterrier_hybrid.measures.RankDistance`);
+- query-language share of the top 10 (= ``QueryLanguageShare@10``);
+- mean rank correlation between parallel queries (= :data:`~pyterrier_hybrid.measures.RankCorrelation`).
+
+Ties in score are broken by doc_id, descending, as trec_eval does.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+import pyterrier as pt
+from tqdm.auto import tqdm
+
+import ir_datasets_ext
+from ir_datasets_ext import FAMILIES, parallel_id
+
+from .encoder import BiEncoder
+from .index import FaissIndex
+
+QLS_K = 10
+
+
+@dataclass
+class Split:
+    """The queries and candidates of a protocol run, restricted to some languages and question ids."""
+    langs: List[str]
+    docnos: np.ndarray            # every candidate of every language, language by language
+    doc_lang: np.ndarray          # index into langs, per candidate
+    texts: List[str]
+    contexts: List[str]
+    queries: Dict[str, pd.DataFrame]            # lang -> qid, query, pid (in file order)
+    answers: Dict[str, Dict[str, int]]           # lang -> parallel id -> candidate position
+
+    @property
+    def lang_slices(self) -> Dict[str, slice]:
+        bounds = np.searchsorted(self.doc_lang, np.arange(len(self.langs) + 1))
+        return {lang: slice(int(bounds[i]), int(bounds[i + 1])) for i, lang in enumerate(self.langs)}
+
+
+def load_split(dataset: str, langs: Optional[Sequence[str]] = None, max_queries: Optional[int] = None) -> Split:
+    """Load a protocol split.
+
+    Args:
+        dataset: ``"xquad-r"``, ``"mlqa-r"`` or ``"lareqa-demo"``.
+        langs: restrict to these languages (their queries, corpora and the pooled corpus of them).
+        max_queries: keep the first N question ids in file order (taking the languages in order and
+            each file's ids as they come), in every language; corpora stay whole.
+    """
+    if dataset not in FAMILIES:
+        raise ValueError(f"unknown dataset {dataset!r}; use one of {sorted(FAMILIES)}")
+    family = FAMILIES[dataset]
+    langs = list(langs) if langs else list(family.langs)
+    family.check_langs(langs)
+    if len(set(langs)) != len(langs):
+        raise ValueError(f"languages repeat in {langs}")
+    parsed = {lang: family.load(lang) for lang in langs}
+    keep = None
+    if max_queries is not None:
+        if max_queries < 1:
+            raise ValueError(f"max_queries must be positive, got {max_queries}")
+        order = dict.fromkeys(parallel_id(q.query_id) for lang in langs for q in parsed[lang].queries)
+        keep = set(list(order)[:max_queries])
+    docnos, doc_lang, texts, contexts, answers, queries = [], [], [], [], {}, {}
+    for i, lang in enumerate(langs):
+        p = parsed[lang]
+        offset = len(docnos)
+        position = {d.doc_id: offset + j for j, d in enumerate(p.docs)}
+        docnos += [d.doc_id for d in p.docs]
+        texts += [d.text for d in p.docs]
+        contexts += [d.context for d in p.docs]
+        doc_lang += [i] * len(p.docs)
+        answers[lang] = {pid: position[doc] for pid, doc in p.answers.items()}
+        qs = [q for q in p.queries if keep is None or parallel_id(q.query_id) in keep]
+        queries[lang] = pd.DataFrame({"qid": [q.query_id for q in qs], "query": [q.text for q in qs],
+                                      "pid": [parallel_id(q.query_id) for q in qs]})
+    return Split(langs, np.array(docnos, dtype=object), np.array(doc_lang, dtype=np.int64), texts, contexts,
+                 queries, answers)
+
+
+class DenseRanker:
+    """Encodes every language once (optionally cached on disk) and ranks through one FaissIndex.
+
+    Args:
+        encoder: the model.
+        cache_dir: where to keep encoded vectors between runs (keyed by model, settings and texts).
+    """
+
+    def __init__(self, encoder: BiEncoder, cache_dir: Optional[str | Path] = None):
+        self.encoder, self.cache_dir = encoder, Path(cache_dir) if cache_dir else None
+        self.encode_s = 0.0
+
+    def _key(self, kind: str, texts: Sequence[str]) -> str:
+        h = hashlib.sha1(repr((self._model_identity(), self.encoder.settings, self.encoder.doc_text, kind)).encode())
+        for t in texts:
+            h.update(t.encode("utf-8"))
+            h.update(b"\0")
+        return h.hexdigest()
+
+    def _model_identity(self) -> Tuple:
+        root = Path(self.encoder.name)
+        if root.is_dir():  # a retrained model in the same directory must not hit the old cache
+            return (str(root.resolve()),) + tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                                                  for p in sorted(root.glob("*.safetensors")) + sorted(root.glob("*.bin")))
+        return (self.encoder.name,)
+
+    def _cached(self, kind: str, texts: List[str], encode: Callable[[], np.ndarray]) -> np.ndarray:
+        path = self.cache_dir / f"{self._key(kind, texts)}.npy" if self.cache_dir else None
+        if path is not None and path.is_file():
+            vecs = np.load(path)
+            if vecs.shape == (len(texts), self.encoder.dim):
+                return vecs
+        start = time.perf_counter()
+        vecs = encode()
+        self.encode_s += time.perf_counter() - start
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
+            np.save(tmp, vecs)
+            os.replace(tmp, path)
+        return vecs
+
+    def prepare(self, split: Split, workdir: Path) -> None:
+        enc = self.encoder
+        doc_vecs = []
+        for lang, sl in split.lang_slices.items():
+            texts, ctx = split.texts[sl], split.contexts[sl]
+            doc_vecs.append(self._cached("docs", texts + (ctx if enc.doc_text != "sentence" else []),
+                                         lambda: enc.encode_docs(texts, ctx)))
+        self.query_vecs = {lang: self._cached("queries", list(q["query"]), lambda q=q: enc.encode_queries(q["query"]))
+                           for lang, q in split.queries.items()}
+        langs = [split.langs[i] for i in split.doc_lang]
+        self.index = FaissIndex(workdir / "index", overwrite=True)
+        vecs = np.concatenate(doc_vecs)
+        self.index.index({"docno": d, "lang": l, "doc_vec": v} for d, l, v in zip(split.docnos, langs, vecs))
+
+    def rank(self, x: str, doc_langs: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
+        return self.index.search(self.query_vecs[x], None, doc_langs)
+
+
+class RetrieverRanker:
+    """Ranks with any PyTerrier retriever, built once per corpus by ``build``.
+
+    Args:
+        build: ``build(docs, name)`` gets the corpus as a list of dicts (``docno``, ``text``, ``context``,
+            ``lang``) and a short name for it (``"de"`` or ``"pooled"``), and returns a retriever that maps
+            a topics frame (``qid``, ``query``) to a result frame (``qid``, ``docno``, ``score``).
+    """
+
+    def __init__(self, build: Callable[[List[dict], str], pt.Transformer]):
+        self.build = build
+        self.encode_s = 0.0
+
+    def prepare(self, split: Split, workdir: Path) -> None:
+        self.split = split
+        self.position = {d: i for i, d in enumerate(split.docnos)}
+        self.retrievers: Dict[Tuple[str, ...], pt.Transformer] = {}
+        slices = split.lang_slices
+        for key in [(lang,) for lang in split.langs] + [tuple(split.langs)]:
+            docs = [{"docno": split.docnos[i], "text": split.texts[i], "context": split.contexts[i],
+                     "lang": split.langs[split.doc_lang[i]]}
+                    for lang in key for i in range(slices[lang].start, slices[lang].stop)]
+            self.retrievers[key] = self.build(docs, key[0] if len(key) == 1 else "pooled")
+
+    def rank(self, x: str, doc_langs: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
+        topics = self.split.queries[x][["qid", "query"]]
+        res = self.retrievers[tuple(doc_langs)](topics)
+        row = {q: i for i, q in enumerate(topics["qid"])}
+        res = res.sort_values(["qid", "score"], ascending=[True, False], kind="mergesort")
+        counts = res.groupby("qid").size().reindex(topics["qid"]).fillna(0).astype(int).to_numpy()
+        k = int(counts.max()) if len(counts) else 0
+        ids = np.full((len(topics), k), -1, dtype=np.int64)
+        scores = np.full((len(topics), k), -np.inf, dtype=np.float32)
+        if len(res) == 0:
+            return scores, ids
+        rows = res["qid"].map(row).to_numpy(dtype=np.int64)
+        cols = res.groupby("qid", sort=False).cumcount().to_numpy()
+        ids[rows, cols] = res["docno"].map(self.position).to_numpy()
+        scores[rows, cols] = res["score"].to_numpy()
+        return scores, ids
+
+
+def _break_ties(scores: np.ndarray, ids: np.ndarray, docno_order: np.ndarray) -> np.ndarray:
+    """Reorder equal-score runs by doc_id descending (trec_eval's rule); only rows with ties are touched."""
+    tied = np.flatnonzero(((scores[:, 1:] == scores[:, :-1]) & (ids[:, 1:] >= 0)).any(axis=1)) if ids.shape[1] > 1 else []
+    for r in tied:
+        valid = ids[r] >= 0
+        order = np.lexsort((-docno_order[ids[r, valid]], -scores[r, valid]))
+        ids[r, valid] = ids[r, valid][order]
+    return ids
+
+
+def _relevant_ranks(ids: np.ndarray, rel: List[List[int]], n_docs: int) -> List[np.ndarray]:
+    """1-based rank of each query's relevant documents; 0 where a document is not in the ranking."""
+    rank_of = np.zeros(n_docs, dtype=np.int64)
+    out = []
+    for row, docs in zip(ids, rel):
+        valid = row[row >= 0]
+        rank_of[valid] = np.arange(1, len(valid) + 1)
+        out.append(rank_of[docs].copy())
+        rank_of[valid] = 0
+    return out
+
+
+def average_precision(ranks: np.ndarray) -> float:
+    """AP from the 1-based ranks of all relevant documents (0 = not retrieved, contributing nothing)."""
+    found = np.sort(ranks[ranks > 0])
+    return float(np.sum(np.arange(1, len(found) + 1) / found) / len(ranks))
+
+
+def rank_distance(ranks: np.ndarray, n_ranked: int) -> float:
+    """Highest minus lowest rank of the relevant documents (missing ones count at ``n_ranked + 1``)."""
+    if len(ranks) < 2:
+        return 0.0
+    r = np.where(ranks > 0, ranks, n_ranked + 1)
+    return float(r.max() - r.min())
+
+
+def _spearman_rows(ranks: np.ndarray) -> np.ndarray:
+    """Per row, the mean Spearman correlation with every other row, over the documents every row ranked.
+
+    ``ranks`` holds 1-based ranks per document, 0 where a row did not rank the document.
+    """
+    shared = ranks[:, (ranks > 0).all(axis=0)]
+    if shared.shape[1] < 2:
+        return np.full(len(ranks), np.nan)
+    reranked = np.argsort(np.argsort(shared, axis=1), axis=1)  # ranks within the shared documents
+    r = np.corrcoef(reranked.astype(np.float64))
+    np.fill_diagonal(r, np.nan)
+    return np.nanmean(r, axis=1)
+
+
+def run_protocol(
+    ranker,
+    dataset: str = "xquad-r",
+    *,
+    langs: Optional[Sequence[str]] = None,
+    max_queries: Optional[int] = None,
+    out_dir: Optional[str | Path] = None,
+    verbose: bool = True,
+    name: str = "",
+) -> dict:
+    """Run every Mo./Cr./Mul. setting of ``dataset`` and return (and optionally write) the report.
+
+    Args:
+        ranker: a :class:`DenseRanker`, a :class:`RetrieverRanker`, or a :class:`BiEncoder` (wrapped in a DenseRanker).
+        dataset: ``"xquad-r"``, ``"mlqa-r"`` or ``"lareqa-demo"``.
+        langs: restrict the evaluation to these languages.
+        max_queries: keep the first N question ids (see :func:`load_split`).
+        out_dir: when given, write ``report.json``, ``report.md`` and ``matrix.png`` there.
+        verbose: show a progress bar over the settings.
+        name: the system's name, for the report.
+
+    Returns:
+        The report dict (see docs/evaluation.md for its keys).
+    """
+    start = time.perf_counter()
+    if isinstance(ranker, BiEncoder):
+        ranker = DenseRanker(ranker)
+    split = load_split(dataset, langs, max_queries)
+    n_docs = len(split.docnos)
+    docno_order = np.argsort(np.argsort(split.docnos.astype(str), kind="stable"), kind="stable")
+    slices = split.lang_slices
+    with tempfile.TemporaryDirectory() as work:
+        ranker.prepare(split, Path(work))
+        matrix: Dict[str, Dict[str, float]] = {x: {} for x in split.langs}
+        multi, rd, qls, mrc_rows = {}, {}, {}, {}
+        settings = [(x, [y]) for x in split.langs for y in split.langs] + [(x, list(split.langs)) for x in split.langs]
+        multi_ranks: Dict[str, np.ndarray] = {}
+        for x, ys in tqdm(settings, desc=f"{dataset} settings", disable=not verbose):
+            q = split.queries[x]
+            rel = [[split.answers[y][pid] for y in ys if pid in split.answers[y]] for pid in q["pid"]]
+            keep = [i for i, r in enumerate(rel) if r]
+            if not keep:
+                continue
+            scores, ids = ranker.rank(x, ys)
+            ids = _break_ties(scores, ids, docno_order)
+            ranks = _relevant_ranks(ids[keep], [rel[i] for i in keep], n_docs)
+            ap = float(np.mean([average_precision(r) for r in ranks]))
+            if len(ys) == 1:
+                matrix[x][ys[0]] = ap
+                continue
+            multi[x] = ap
+            n_ranked = (ids >= 0).sum(axis=1)
+            rd[x] = float(np.mean([rank_distance(r, n_ranked[i]) for r, i in zip(ranks, keep)]))
+            top = ids[:, :QLS_K]
+            qls[x] = float(np.mean([np.mean(split.doc_lang[t[t >= 0]] == split.langs.index(x)) for t in top if (t >= 0).any()]))
+            full = np.zeros((len(ids), n_docs), dtype=np.int32)  # rank of every document, per query
+            for i, row in enumerate(ids):
+                valid = row[row >= 0]
+                full[i, valid] = np.arange(1, len(valid) + 1)
+            multi_ranks[x] = full
+        mrc = _mean_rank_correlation(split, multi_ranks)
+    mono = [matrix[x][x] for x in split.langs if x in matrix[x]]
+    cross = [v for x in split.langs for y, v in matrix[x].items() if y != x]
+    report = {
+        "name": name,
+        "dataset": dataset,
+        "langs": split.langs,
+        "max_queries": max_queries,
+        "n_queries": {x: int(len(q)) for x, q in split.queries.items()},
+        "n_docs": {x: int(sl.stop - sl.start) for x, sl in slices.items()},
+        "mAP": {"mono": _mean(mono), "cross": _mean(cross), "multi": _mean(list(multi.values()))},
+        "rank_distance": {"macro": _mean(list(rd.values())), **rd},
+        "query_language_share@10": {"macro": _mean(list(qls.values())), **qls},
+        "rank_correlation": mrc,
+        "matrix": matrix,
+        "multi_by_lang": multi,
+        "timing": {"encode_s": ranker.encode_s, "total_s": time.perf_counter() - start},
+    }
+    if out_dir is not None:
+        from .report import write_report
+        write_report(report, out_dir)
+    return report
+
+
+def _mean_rank_correlation(split: Split, multi_ranks: Dict[str, np.ndarray]) -> Dict[str, float]:
+    """Mean Spearman correlation between multilingual rankings of parallel queries, per language and macro."""
+    rows: Dict[str, Dict[str, int]] = {x: {pid: i for i, pid in enumerate(split.queries[x]["pid"])} for x in multi_ranks}
+    per_lang: Dict[str, List[float]] = {x: [] for x in multi_ranks}
+    pids = dict.fromkeys(pid for x in multi_ranks for pid in split.queries[x]["pid"])
+    for pid in pids:
+        have = [x for x in multi_ranks if pid in rows[x]]
+        if len(have) < 2:
+            continue
+        values = _spearman_rows(np.stack([multi_ranks[x][rows[x][pid]] for x in have]))
+        for x, v in zip(have, values):
+            if not np.isnan(v):
+                per_lang[x].append(float(v))
+    by_lang = {x: _mean(v) for x, v in per_lang.items() if v}
+    return {"macro": _mean(list(by_lang.values())), **by_lang}
+
+
+def _mean(values: List[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")

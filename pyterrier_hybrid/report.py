@@ -1,0 +1,89 @@
+"""Writing a protocol report: report.json, report.md and matrix.png (all written atomically)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fmt(v: float, digits: int = 3) -> str:
+    return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
+
+
+def to_markdown(report: dict) -> str:
+    """The report as markdown: headline numbers, per-language multilingual numbers, and the language matrix."""
+    langs = report["langs"]
+    m, rd, qls, mrc = report["mAP"], report["rank_distance"], report["query_language_share@10"], report["rank_correlation"]
+    lines = [
+        f"# {report['name'] or 'system'} on {report['dataset']}",
+        "",
+        f"Languages {', '.join(langs)}; queries per language {report['n_queries']}; "
+        f"max_queries {report['max_queries']}.",
+        "",
+        "| mAP Mo. | mAP Cr. | mAP Mul. | rank distance | query-language share@10 | rank correlation |",
+        "|---|---|---|---|---|---|",
+        f"| {_fmt(m['mono'])} | {_fmt(m['cross'])} | {_fmt(m['multi'])} | {_fmt(rd['macro'], 1)} | "
+        f"{_fmt(qls['macro'])} | {_fmt(mrc['macro'])} |",
+        "",
+        "## Multilingual setting, per query language",
+        "",
+        "| lang | mAP | rank distance | query-language share@10 | rank correlation |",
+        "|---|---|---|---|---|",
+    ]
+    for x in langs:
+        lines.append(f"| {x} | {_fmt(report['multi_by_lang'].get(x, float('nan')))} | {_fmt(rd.get(x, float('nan')), 1)} | "
+                     f"{_fmt(qls.get(x, float('nan')))} | {_fmt(mrc.get(x, float('nan')))} |")
+    lines += ["", "## mAP by query language (rows) and document language (columns)", "",
+              "| | " + " | ".join(langs) + " |", "|---" * (len(langs) + 1) + "|"]
+    for x in langs:
+        lines.append(f"| **{x}** | " + " | ".join(_fmt(report["matrix"][x].get(y, float("nan"))) for y in langs) + " |")
+    t = report["timing"]
+    lines += ["", f"Time: {t['total_s']:.1f} s in all, {t['encode_s']:.1f} s encoding.", ""]
+    return "\n".join(lines)
+
+
+def plot_matrix(report: dict, path: Path) -> None:
+    """A heatmap of the query-language x document-language mAP matrix."""
+    langs = report["langs"]
+    values = np.array([[report["matrix"][x].get(y, np.nan) for y in langs] for x in langs])
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(langs), 0.8 + 0.55 * len(langs)))
+    im = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(len(langs)), langs)
+    ax.set_yticks(range(len(langs)), langs)
+    ax.set_xlabel("document language")
+    ax.set_ylabel("query language")
+    for i in range(len(langs)):
+        for j in range(len(langs)):
+            if not np.isnan(values[i, j]):
+                ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="black" if values[i, j] > 0.6 else "white")
+    ax.set_title(f"{report['name'] or 'system'}: mAP on {report['dataset']}", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    _atomic(path, lambda p: fig.savefig(p, dpi=120, format="png"))
+    plt.close(fig)
+
+
+def write_report(report: dict, out_dir: str | Path) -> None:
+    """Write ``report.json``, ``report.md`` and ``matrix.png`` into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic(out / "report.json", lambda p: p.write_text(json.dumps(report, indent=2, allow_nan=True)))
+    _atomic(out / "report.md", lambda p: p.write_text(to_markdown(report), encoding="utf-8"))
+    plot_matrix(report, out / "matrix.png")

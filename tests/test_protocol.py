@@ -1,0 +1,126 @@
+import json
+import subprocess
+import sys
+
+import ir_datasets
+import ir_measures
+import numpy as np
+import pandas as pd
+import pytest
+from ir_measures import AP
+
+import pyterrier_hybrid as ph
+from pyterrier_hybrid.measures import QueryLanguageShare, RankCorrelation, RankDistance
+from pyterrier_hybrid.protocol import DenseRanker, RetrieverRanker, average_precision, load_split, run_protocol
+
+
+@pytest.fixture(scope="module")
+def enc(tiny_model_dir):
+    return ph.BiEncoder(tiny_model_dir)
+
+
+@pytest.fixture(scope="module")
+def report(enc, tmp_path_factory):
+    return run_protocol(enc, "lareqa-demo", out_dir=tmp_path_factory.mktemp("rep"), verbose=False, name="tiny")
+
+
+def runs_from_pipeline(enc, tmp_path, x, corpus):
+    """An independent run through the PyTerrier pipeline (query_encoder >> retriever), as an ir_measures frame."""
+    index = ph.FaissIndex(tmp_path / f"idx-{x}-{corpus}")
+    docs = list(ir_datasets.load(f"lareqa-demo/{x}" if corpus == "pooled" else f"lareqa-demo/{x}/{corpus}").docs_iter())
+    (enc.doc_encoder() >> index).index({"docno": d.doc_id, "text": d.text, "lang": d.lang} for d in docs)
+    name = f"lareqa-demo/{x}" if corpus == "pooled" else f"lareqa-demo/{x}/{corpus}"
+    topics = pd.DataFrame([{"qid": q.query_id, "query": q.text} for q in ir_datasets.load(name).queries_iter()])
+    res = index.retriever(enc, num_results=None)(topics)
+    run = res.rename(columns={"qid": "query_id", "docno": "doc_id"})[["query_id", "doc_id", "score"]]
+    return run, pd.DataFrame(ir_datasets.load(name).qrels_iter())
+
+
+def test_every_setting_matches_ir_measures(enc, report, tmp_path):
+    for x in ["en", "de", "fr"]:
+        for y in ["en", "de", "fr"]:
+            run, qrels = runs_from_pipeline(enc, tmp_path, x, y)
+            assert report["matrix"][x][y] == pytest.approx(ir_measures.calc_aggregate([AP], qrels, run)[AP], abs=1e-6)
+        run, qrels = runs_from_pipeline(enc, tmp_path, x, "pooled")
+        agg = ir_measures.calc_aggregate([AP, RankDistance, QueryLanguageShare @ 10], qrels, run)
+        assert report["multi_by_lang"][x] == pytest.approx(agg[AP], abs=1e-6)
+        assert report["rank_distance"][x] == pytest.approx(agg[RankDistance], abs=1e-9)
+        assert report["query_language_share@10"][x] == pytest.approx(agg[QueryLanguageShare @ 10], abs=1e-9)
+
+
+def test_rank_correlation_matches_the_measure(enc, report, tmp_path):
+    runs, qrels = zip(*(runs_from_pipeline(enc, tmp_path, x, "pooled") for x in ["en", "de", "fr"]))
+    values = {m.query_id: m.value for m in ir_measures.iter_calc([RankCorrelation], pd.concat(qrels), pd.concat(runs))}
+    for x in ["en", "de", "fr"]:
+        assert report["rank_correlation"][x] == pytest.approx(np.mean([v for q, v in values.items() if q.startswith(x)]), abs=1e-9)
+
+
+def test_macro_averages(report):
+    m = report["matrix"]
+    assert report["mAP"]["mono"] == pytest.approx(np.mean([m[x][x] for x in m]))
+    assert report["mAP"]["cross"] == pytest.approx(np.mean([m[x][y] for x in m for y in m if x != y]))
+    assert report["mAP"]["multi"] == pytest.approx(np.mean(list(report["multi_by_lang"].values())))
+    assert report["rank_distance"]["macro"] == pytest.approx(np.mean([report["rank_distance"][x] for x in m]))
+
+
+def test_report_files(report, tmp_path):
+    from pyterrier_hybrid.report import write_report
+    write_report(report, tmp_path)
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert set(saved["mAP"]) == {"mono", "cross", "multi"} and set(saved["matrix"]) == {"en", "de", "fr"}
+    assert set(saved["timing"]) == {"encode_s", "total_s"} and saved["timing"]["total_s"] >= saved["timing"]["encode_s"]
+    assert "| **de** |" in (tmp_path / "report.md").read_text()
+    png = (tmp_path / "matrix.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["matrix.png", "report.json", "report.md"]
+
+
+def test_subsets():
+    split = load_split("lareqa-demo", langs=["fr", "de"], max_queries=2)
+    assert split.langs == ["fr", "de"]
+    assert {x: list(q.qid) for x, q in split.queries.items()} == {"fr": ["fr:q1", "fr:q2"], "de": ["de:q1", "de:q2"]}
+    assert len(split.docnos) == 7 + 8 and set(split.docnos[:7]) == {f"fr:{p}" for p in ["0-0", "0-1", "0-2", "1-0", "1-1", "2-0", "2-1"]}
+    with pytest.raises(ValueError, match="no language 'it'"):
+        load_split("lareqa-demo", langs=["it"])
+    with pytest.raises(ValueError, match="unknown dataset 'squad'"):
+        load_split("squad")
+
+
+def test_cache_skips_encoding(enc, tmp_path):
+    first = DenseRanker(enc, cache_dir=tmp_path)
+    a = run_protocol(first, "lareqa-demo", langs=["en", "de"], verbose=False)
+    second = DenseRanker(enc, cache_dir=tmp_path)
+    b = run_protocol(second, "lareqa-demo", langs=["en", "de"], verbose=False)
+    assert first.encode_s > 0 and second.encode_s == 0
+    assert a["matrix"] == b["matrix"] and len(list(tmp_path.glob("*.npy"))) == 4
+
+
+def test_average_precision_by_hand():
+    assert average_precision(np.array([1, 3])) == pytest.approx((1 + 2 / 3) / 2)
+    assert average_precision(np.array([2, 0])) == pytest.approx(0.25)  # one of two relevant never retrieved
+
+
+def test_bm25_through_the_same_interface(tmp_path):
+    report = run_protocol(RetrieverRanker(ph.bm25_builder(tmp_path)), "lareqa-demo", verbose=False)
+    # BM25 finds the German answers to German questions: check one setting against pt.Experiment
+    import pyterrier as pt
+    from pyterrier_pisa import PisaIndex
+    ds = pt.get_dataset("irds:lareqa-demo/de/de")
+    idx = PisaIndex(str(tmp_path / "check"), stemmer="none", text_field="text")
+    idx.index(ds.get_corpus_iter(verbose=False))
+    res = pt.Experiment([idx.bm25(num_results=100)], ds.get_topics("text"), ds.get_qrels(), eval_metrics=[AP])
+    assert report["matrix"]["de"]["de"] == pytest.approx(res["AP"][0], abs=1e-6)
+    assert report["matrix"]["de"]["de"] > 0.5
+
+
+def test_cli_evaluate(tiny_model_dir, tmp_path):
+    out = subprocess.run([sys.executable, "-m", "pyterrier_hybrid.cli", "evaluate", "--dataset", "lareqa-demo",
+                          "--model", str(tiny_model_dir), "--out", str(tmp_path / "r"), "--langs", "en,fr",
+                          "--max-queries", "3"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rep = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert rep["langs"] == ["en", "fr"] and rep["n_queries"] == {"en": 3, "fr": 3}
+    bad = subprocess.run([sys.executable, "-m", "pyterrier_hybrid.cli", "evaluate", "--dataset", "lareqa-demo",
+                          "--model", str(tiny_model_dir), "--out", str(tmp_path / "r2"), "--langs", "en,xx"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "no language 'xx'; valid languages: en, de, fr" in bad.stderr
