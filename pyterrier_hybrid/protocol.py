@@ -197,12 +197,22 @@ class RetrieverRanker:
 
 
 def _break_ties(scores: np.ndarray, ids: np.ndarray, docno_order: np.ndarray) -> np.ndarray:
-    """Reorder equal-score runs by doc_id descending (trec_eval's rule); only rows with ties are touched."""
-    tied = np.flatnonzero(((scores[:, 1:] == scores[:, :-1]) & (ids[:, 1:] >= 0)).any(axis=1)) if ids.shape[1] > 1 else []
-    for r in tied:
-        valid = ids[r] >= 0
-        order = np.lexsort((-docno_order[ids[r, valid]], -scores[r, valid]))
-        ids[r, valid] = ids[r, valid][order]
+    """Reorder runs of equal scores by doc_id, descending (trec_eval's rule); only the tied runs are touched."""
+    if ids.shape[1] < 2:
+        return ids
+    eq = (scores[:, 1:] == scores[:, :-1]) & (ids[:, 1:] >= 0)
+    if not eq.any():
+        return ids
+    in_run = np.zeros(ids.shape, dtype=bool)
+    in_run[:, 1:] |= eq
+    in_run[:, :-1] |= eq
+    starts = in_run.copy()
+    starts[:, 1:] &= ~eq  # a run starts where the score differs from the one before
+    pos = np.flatnonzero(in_run)
+    run = np.cumsum(starts.ravel())[pos]
+    flat = ids.reshape(-1)  # a view: writing to it reorders ids in place
+    members = flat[pos]
+    flat[pos] = members[np.lexsort((-docno_order[members], run))]
     return ids
 
 
@@ -240,8 +250,9 @@ def _spearman_rows(ranks: np.ndarray) -> np.ndarray:
     shared = ranks[:, (ranks > 0).all(axis=0)]
     if shared.shape[1] < 2:
         return np.full(len(ranks), np.nan)
-    reranked = np.argsort(np.argsort(shared, axis=1), axis=1)  # ranks within the shared documents
-    r = np.corrcoef(reranked.astype(np.float64))
+    if shared.shape[1] < ranks.shape[1]:  # partial rankings: rank again within the shared documents
+        shared = np.argsort(np.argsort(shared, axis=1), axis=1)
+    r = np.corrcoef(shared.astype(np.float64))
     np.fill_diagonal(r, np.nan)
     return np.nanmean(r, axis=1)
 

@@ -95,6 +95,15 @@ def test_cache_skips_encoding(enc, tmp_path):
     assert a["matrix"] == b["matrix"] and len(list(tmp_path.glob("*.npy"))) == 4
 
 
+def test_ties_are_broken_by_docno_descending():
+    from pyterrier_hybrid.protocol import _break_ties
+    scores = np.array([[3, 2, 2, 2, 1, 1], [5, 4, 3, 2, 1, 0]], dtype=np.float32)
+    ids = np.array([[0, 1, 2, 3, 4, 5], [5, 4, 3, 2, 1, 0]])
+    docno_order = np.array([0, 1, 2, 3, 4, 5])  # doc i is the i-th docno in sorted order
+    out = _break_ties(scores, ids.copy(), docno_order)
+    assert out.tolist() == [[0, 3, 2, 1, 5, 4], [5, 4, 3, 2, 1, 0]]
+
+
 def test_average_precision_by_hand():
     assert average_precision(np.array([1, 3])) == pytest.approx((1 + 2 / 3) / 2)
     assert average_precision(np.array([2, 0])) == pytest.approx(0.25)  # one of two relevant never retrieved
