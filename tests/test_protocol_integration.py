@@ -9,9 +9,9 @@ pytestmark = pytest.mark.integration
 LANGS = ["en", "de", "zh"]
 
 
-def numpy_ranks(qvec, dvecs, docnos):
+def numpy_ranks(scores, docnos):
     """1-based rank of every document: score descending, ties by docno descending."""
-    order = sorted(range(len(docnos)), key=lambda i: (-float(dvecs[i] @ qvec), tuple(-ord(c) for c in docnos[i])))
+    order = sorted(range(len(docnos)), key=lambda i: (-float(scores[i]), tuple(-ord(c) for c in docnos[i])))
     ranks = np.empty(len(docnos), dtype=int)
     ranks[order] = np.arange(1, len(docnos) + 1)
     return ranks
@@ -35,16 +35,21 @@ def test_runner_matches_numpy(shared_data, me5_dir, tmp_path):
     for x, y in [("en", "en"), ("de", "en"), ("zh", "de")]:
         allowed = np.flatnonzero(lang_of == y)
         aps = []
-        for qvec, pid in zip(ranker.query_vecs[x], split.queries[x]["pid"]):
-            ranks = numpy_ranks(qvec, dvecs[allowed], [docnos[i] for i in allowed])
+        scores = ranker.query_vecs[x] @ dvecs[allowed].T  # float32 matrix product, as a search engine does
+        for row, pid in zip(scores, split.queries[x]["pid"]):
+            ranks = numpy_ranks(row, [docnos[i] for i in allowed])
             target = list(allowed).index(split.answers[y][pid])
             aps.append(plain_ap([ranks[target]]))
         assert report["matrix"][x][y] == pytest.approx(np.mean(aps), abs=1e-6), (x, y)
-    # rank distance of German queries in the pooled en+de+zh corpus
-    dists = []
-    for qvec, pid in zip(ranker.query_vecs["de"], split.queries["de"]["pid"]):
-        ranks = numpy_ranks(qvec, dvecs, docnos)
-        rel = [ranks[split.answers[y][pid]] for y in LANGS]
-        dists.append(max(rel) - min(rel))
-    assert report["rank_distance"]["de"] == pytest.approx(np.mean(dists), abs=1e-6)
+    # rank distance of German queries in the pooled en+de+zh corpus. faiss and numpy round float32 dot
+    # products differently, so documents within 1e-6 of a relevant one may swap: each such neighbour
+    # can move that document by one rank, which bounds the difference (0 when there are none)
+    dists, slack = [], 0
+    for row, pid in zip(ranker.query_vecs["de"] @ dvecs.T, split.queries["de"]["pid"]):
+        ranks = numpy_ranks(row, docnos)
+        rel = [split.answers[y][pid] for y in LANGS]
+        dists.append(max(ranks[rel]) - min(ranks[rel]))
+        slack += sum(int((np.abs(row - row[d]) < 1e-6).sum()) - 1 for d in rel)
+    assert slack <= 0.02 * 200 * len(LANGS)
+    assert abs(report["rank_distance"]["de"] - np.mean(dists)) <= slack / 200 + 1e-6
     assert report["mAP"]["mono"] > report["mAP"]["cross"] > report["mAP"]["multi"] > 0.2
