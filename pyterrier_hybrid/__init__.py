@@ -7,11 +7,13 @@ from .measures import QueryLanguageShare, RankCorrelation, RankDistance, query_l
 from .model_dir import EncoderSettings
 from .protocol import DenseRanker, RetrieverRanker, run_protocol
 from .sparse import bm25_builder
+from .training import CrossLingualBatchSampler, HybridBatchSampler, MonolingualBatchSampler, TrainConfig, Trainer
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BiEncoder", "CorruptIndexError", "DenseRanker", "EncoderSettings", "FaissIndex", "QueryLanguageShare",
+    "BiEncoder", "CorruptIndexError", "CrossLingualBatchSampler", "DenseRanker", "HybridBatchSampler",
+    "MonolingualBatchSampler", "TrainConfig", "Trainer", "EncoderSettings", "FaissIndex", "QueryLanguageShare",
     "RankCorrelation", "RankDistance", "RetrieverRanker", "bm25_builder", "query_language_share",
     "rank_correlation", "run_protocol",
 ]

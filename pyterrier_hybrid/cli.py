@@ -1,4 +1,4 @@
-"""``pyterrier-hybrid``: index and evaluate from the command line (a thin layer over the library)."""
+"""``pyterrier-hybrid``: train, index and evaluate from the command line (a thin layer over the library)."""
 from __future__ import annotations
 
 import argparse
@@ -57,6 +57,38 @@ def cmd_index(args: argparse.Namespace) -> None:
     print(json.dumps({"path": args.out, "docs": len(index), "dim": index.dim, "langs": index.langs}))
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    from .model_dir import EncoderSettings, read_settings
+    from .training import TrainConfig, Trainer, load_source, make_sampler, split_validation
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        import torch
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    langs = _langs(args.langs)
+    sources = [load_source(spec, langs) for spec in args.data]
+    val_sampler = None
+    if args.val_fraction:
+        sources, val_sources = zip(*(split_validation(s, args.val_fraction) for s in sources))
+        val_sampler = make_sampler(args.sampling, list(val_sources), args.batch_size, args.alpha, args.seed + 1)
+    sampler = make_sampler(args.sampling, list(sources), args.batch_size, args.alpha, args.seed)
+    found = read_settings(args.model) if Path(args.model).is_dir() else {}
+    settings = EncoderSettings(**{**E5_PREFIXES, **found, "query_max_length": args.query_max_length,
+                                  "doc_max_length": args.doc_max_length})
+    config = TrainConfig(steps=args.steps, lr=args.lr, weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
+                         temperature=args.temperature, grad_cache_chunk=args.grad_cache_chunk, amp=args.amp,
+                         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, patience=args.patience)
+    import torch
+    torch.manual_seed(args.seed)
+    trainer = Trainer(args.model, sampler, args.out, config, settings=settings, val_sampler=val_sampler)
+    out = trainer.train(resume=args.resume)
+    if trainer.rank == 0:
+        print(f"model written to {out} (log: {out / 'train_log.jsonl'})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyterrier-hybrid", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -73,6 +105,33 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--batch-size", type=int, default=64)
     ev.add_argument("--cache-dir", help="reuse encoded vectors across runs from this directory")
     ev.set_defaults(func=cmd_evaluate)
+
+    tr = sub.add_parser("train", help="train a dual encoder with X-X-mono, X-Y or hybrid batches")
+    tr.add_argument("--sampling", choices=["xx", "xy", "hybrid"], required=True)
+    tr.add_argument("--alpha", type=float, default=0.5, help="hybrid: probability of an X-X-mono batch")
+    tr.add_argument("--model", required=True, help="starting model: directory or Hugging Face name")
+    tr.add_argument("--data", action="append", required=True,
+                    help="a .jsonl file, a LAReQA family (mlqa-r), a folder named after one, or an ir_datasets "
+                         "pattern with {lang} (mmarco/v2/{lang}/train); repeat for several sources")
+    tr.add_argument("--langs", help="comma-separated training languages (default: all in the data)")
+    tr.add_argument("--out", required=True)
+    tr.add_argument("--steps", type=int, required=True)
+    tr.add_argument("--batch-size", type=int, default=100, help="global batch size (split over torchrun processes)")
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    tr.add_argument("--lr", type=float, default=3e-5)
+    tr.add_argument("--weight-decay", type=float, default=0.01)
+    tr.add_argument("--warmup-ratio", type=float, default=0.1)
+    tr.add_argument("--temperature", type=float, default=0.05)
+    tr.add_argument("--grad-cache-chunk", type=int, help="encode in sub-batches of this size with gradient caching")
+    tr.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision on CUDA")
+    tr.add_argument("--query-max-length", type=int, default=64)
+    tr.add_argument("--doc-max-length", type=int, default=128)
+    tr.add_argument("--checkpoint-every", type=int, default=100)
+    tr.add_argument("--val-fraction", type=float, default=0.0, help="hold out this share of items for the validation loss")
+    tr.add_argument("--eval-every", type=int, default=0, help="validation loss every N steps (early stopping)")
+    tr.add_argument("--patience", type=int, default=3)
+    tr.set_defaults(func=cmd_train)
 
     ix = sub.add_parser("index", help="encode an ir_datasets corpus into a FaissIndex")
     ix.add_argument("--dataset", required=True, help="an ir_datasets name, e.g. xquad-r or mlqa-r/en/de")

@@ -26,13 +26,14 @@ def _alphabet() -> list:
     return sorted(chars)
 
 
-def make_tiny_model(path: str | Path, seed: int = 0, hidden: int = 32) -> Path:
+def make_tiny_model(path: str | Path, seed: int = 0, hidden: int = 32, dropout: float = 0.1) -> Path:
     """Save a 2-layer random BertModel and its tokenizer to ``path``; return ``path``.
 
     Args:
         path: the directory to write.
         seed: torch seed for the random weights.
         hidden: hidden size (the vector dimension).
+        dropout: hidden and attention dropout (0 makes training deterministic across batch splits).
     """
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -46,6 +47,7 @@ def make_tiny_model(path: str | Path, seed: int = 0, hidden: int = 32) -> Path:
     tok.save_pretrained(path)
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=len(vocab), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=2 * hidden, max_position_embeddings=256)
+                        intermediate_size=2 * hidden, max_position_embeddings=256,
+                        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout)
     BertModel(config).save_pretrained(path)
     return path

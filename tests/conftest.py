@@ -43,3 +43,9 @@ def me5_dir():
     if done.returncode != 0:
         pytest.skip(f"{tool} failed to build the model:\n{done.stderr[-2000:]}")
     return target
+
+
+@pytest.fixture(scope="session")
+def tiny_model_no_dropout(tmp_path_factory):
+    from pyterrier_hybrid.tiny_model import make_tiny_model
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-model-nodrop"), dropout=0.0)

@@ -1,0 +1,209 @@
+"""Parallel training data: one item per parallel id, with a query, a positive and hard negatives per language.
+
+Three sources produce it:
+
+- :func:`from_lareqa`: SQuAD-format files with sentence candidates (XQuAD-R / MLQA-R style json, or any
+  registered LAReQA family). The positive is the answer sentence; hard negatives are the other
+  sentences of the same paragraph.
+- :func:`from_irds`: ir_datasets collections whose query and doc ids are shared across languages, such as
+  ``mmarco/v2/<lang>/train`` (the positive is a judged-relevant document; negatives come from ``docpairs``
+  when the dataset has them).
+- :func:`from_jsonl`: one JSON object per line::
+
+      {"id": "q42", "langs": {"en": {"query": "...", "positive": "...", "negatives": ["...", "..."]},
+                              "de": {"query": "...", "positive": "..."}}}
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+import ir_datasets
+
+from ir_datasets_ext import LareqaFamily
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One language's version of a training item."""
+    query: str
+    positive: str
+    negatives: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ParallelItem:
+    """A training item: the same question and answer in several languages, under one parallel id."""
+    pid: str
+    langs: Dict[str, Entry] = field(hash=False)
+
+
+@dataclass
+class ParallelSource:
+    """A named list of parallel items (one training source). Parallel ids are unique within a source."""
+    name: str
+    items: List[ParallelItem]
+
+    def __post_init__(self):
+        if not self.items:
+            raise ValueError(f"training source {self.name!r} has no items")
+        seen = set()
+        for item in self.items:
+            if item.pid in seen:
+                raise ValueError(f"training source {self.name!r} has parallel id {item.pid!r} twice; merge its languages into one item")
+            seen.add(item.pid)
+            for lang, e in item.langs.items():
+                if not (e.query.strip() and e.positive.strip()):
+                    raise ValueError(f"training source {self.name!r}: item {item.pid!r} ({lang}) has an empty query or positive")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def langs(self) -> List[str]:
+        """Every language of the source, in first-seen order."""
+        return list(dict.fromkeys(lang for item in self.items for lang in item.langs))
+
+    def restrict(self, langs: Sequence[str]) -> "ParallelSource":
+        """Keep only these languages (and the items that still have one)."""
+        unknown = [lang for lang in langs if lang not in self.langs]
+        if unknown:
+            raise ValueError(f"training source {self.name!r} has no language {unknown}; it has {self.langs}")
+        items = [ParallelItem(i.pid, {k: v for k, v in i.langs.items() if k in langs}) for i in self.items]
+        return ParallelSource(self.name, [i for i in items if i.langs])
+
+
+def _group(name: str, rows: Iterable[Tuple[str, str, Entry]]) -> ParallelSource:
+    by_pid: Dict[str, Dict[str, Entry]] = {}
+    for pid, lang, entry in rows:
+        by_pid.setdefault(pid, {})[lang] = entry
+    return ParallelSource(name, [ParallelItem(pid, langs) for pid, langs in by_pid.items()])
+
+
+def from_lareqa(family: Union[str, LareqaFamily], langs: Optional[Sequence[str]] = None,
+                max_negatives: int = 3) -> ParallelSource:
+    """Training items from a LAReQA-format family (``"mlqa-r"``, ``"xquad-r"``, ``"lareqa-demo"``, ...).
+
+    Args:
+        family: a family or a registered family name (see ``ir_datasets_ext.FAMILIES``).
+        langs: the languages to use (default: all of the family's).
+        max_negatives: at most this many same-paragraph sentences per item and language.
+    """
+    from ir_datasets_ext import FAMILIES, parallel_id
+
+    if isinstance(family, str):
+        if family not in FAMILIES:
+            raise ValueError(f"unknown LAReQA family {family!r}; use one of {sorted(FAMILIES)}")
+        family = FAMILIES[family]
+    fam = family
+    langs = list(langs) if langs else list(fam.langs)
+    fam.check_langs(langs)
+
+    def rows():
+        for lang in langs:
+            parsed = fam.load(lang)
+            by_id = {d.doc_id: d for d in parsed.docs}
+            paragraph: Dict[str, List[str]] = {}
+            for d in parsed.docs:
+                paragraph.setdefault(d.doc_id.rsplit("-", 1)[0], []).append(d.doc_id)
+            for q in parsed.queries:
+                pid = parallel_id(q.query_id)
+                pos = parsed.answers[pid]
+                negs = [by_id[d].text for d in paragraph[pos.rsplit("-", 1)[0]] if d != pos and by_id[d].text != by_id[pos].text]
+                yield pid, lang, Entry(q.text, by_id[pos].text, tuple(negs[:max_negatives]))
+
+    return _group(fam.name, rows())
+
+
+def from_irds(pattern: str, langs: Sequence[str], max_items: Optional[int] = None) -> ParallelSource:
+    """Training items from ir_datasets collections that share query and doc ids across languages.
+
+    Args:
+        pattern: a dataset name with ``{lang}``, e.g. ``"mmarco/v2/{lang}/train"``.
+        langs: the languages to combine.
+        max_items: keep at most this many queries per language (in dataset order).
+    """
+    if "{lang}" not in pattern:
+        raise ValueError(f"pattern {pattern!r} needs a {{lang}} field, e.g. 'mmarco/v2/{{lang}}/train'")
+
+    def rows():
+        for lang in langs:
+            ds = ir_datasets.load(pattern.format(lang=lang))
+            store = ds.docs_store()
+            queries = {}
+            for q in ds.queries_iter():
+                if max_items is not None and len(queries) >= max_items:
+                    break
+                queries[q.query_id] = q.text
+            positives: Dict[str, str] = {}
+            for r in ds.qrels_iter():
+                if r.relevance > 0 and r.query_id in queries:
+                    positives.setdefault(r.query_id, r.doc_id)
+            negatives: Dict[str, List[str]] = {}
+            if ds.has_docpairs():
+                for p in ds.docpairs_iter():
+                    if p.query_id in positives and len(negatives.setdefault(p.query_id, [])) < 3:
+                        negatives[p.query_id].append(p.doc_id_b)
+            for qid, doc in positives.items():
+                negs = tuple(store.get(d).text for d in negatives.get(qid, []))
+                yield qid, lang, Entry(queries[qid], store.get(doc).text, negs)
+
+    return _group(pattern.replace("{lang}", "*"), rows())
+
+
+def from_jsonl(path: str | Path) -> ParallelSource:
+    """Training items from a JSONL file (format in this module's docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training data {path} does not exist")
+
+    def rows():
+        with open(path, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                    for lang, e in obj["langs"].items():
+                        yield str(obj["id"]), lang, Entry(e["query"], e["positive"], tuple(e.get("negatives", ())))
+                except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
+                    raise ValueError(f"{path}:{n} is not a training item ({err!r}); expected "
+                                     '{"id": ..., "langs": {"<lang>": {"query": ..., "positive": ..., "negatives": [...]}}}') from None
+
+    return _group(path.name, rows())
+
+
+def load_source(spec: str, langs: Optional[Sequence[str]] = None) -> ParallelSource:
+    """A source from a CLI ``--data`` value: a ``.jsonl`` file, a LAReQA family name, a folder named after a
+    family (e.g. ``../shared/data/mlqa-r``, read in place and md5-checked), or an ir_datasets pattern with ``{lang}``."""
+    from ir_datasets_ext import FAMILIES
+
+    path = Path(spec)
+    if "{lang}" in spec:
+        if not langs:
+            raise ValueError(f"--data {spec} needs --langs to know which languages to load")
+        return from_irds(spec, langs)
+    if spec.endswith(".jsonl"):
+        source = from_jsonl(path)
+        return source.restrict(langs) if langs else source
+    if spec in FAMILIES:
+        return from_lareqa(FAMILIES[spec], langs)
+    if path.is_dir() and path.name in FAMILIES:
+        return from_lareqa(replace(FAMILIES[path.name], data_dir=str(path.parent)), langs)
+    raise ValueError(f"--data {spec!r} is not a .jsonl file, a LAReQA family ({sorted(FAMILIES)}), a folder named "
+                     "after one, or an ir_datasets pattern with {lang}")
+
+
+def split_validation(source: ParallelSource, fraction: float) -> Tuple[ParallelSource, ParallelSource]:
+    """Split items (whole parallel ids, so no translation leaks) into training and validation sources,
+    by a hash of the id: the same ids go to validation on every run."""
+    import hashlib
+
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    held = [hashlib.md5(i.pid.encode()).digest()[0] < fraction * 256 for i in source.items]
+    train = [i for i, h in zip(source.items, held) if not h]
+    val = [i for i, h in zip(source.items, held) if h]
+    return ParallelSource(source.name, train), ParallelSource(f"{source.name} (validation)", val)

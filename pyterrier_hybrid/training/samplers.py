@@ -1,0 +1,187 @@
+"""Batch samplers for hybrid-batch training (arXiv 2408.10536).
+
+- :class:`MonolingualBatchSampler` (X-X-mono): every triplet of a batch is in one language, drawn
+  uniformly per batch among the languages that can fill a batch.
+- :class:`CrossLingualBatchSampler` (X-Y): in every triplet the query language differs from the
+  passage language (both drawn uniformly among the item's languages).
+- :class:`HybridBatchSampler`: each batch is X-X-mono with probability ``alpha``, otherwise X-Y.
+
+With several sources, each batch comes from one source, drawn in proportion to its size. A batch never
+holds two items with the same parallel id, so translations are never each other's negatives.
+Samplers are endless, seedable iterables; ``state_dict()`` / ``load_state_dict()`` resume them exactly.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .data import ParallelSource
+
+
+@dataclass(frozen=True)
+class Triplet:
+    pid: str
+    query_lang: str
+    doc_lang: str
+    query: str
+    positive: str
+    negative: Optional[str]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One training batch and its composition (kind ``"xx"`` or ``"xy"``)."""
+    kind: str
+    source: str
+    triplets: Tuple[Triplet, ...]
+
+    @property
+    def langs(self) -> List[str]:
+        """The language pairs in the batch, as ``"x-y"``, sorted and distinct."""
+        return sorted({f"{t.query_lang}-{t.doc_lang}" for t in self.triplets})
+
+
+class _Sampler:
+    kinds: Tuple[str, ...] = ()
+
+    def __init__(self, sources: Sequence[ParallelSource] | ParallelSource, batch_size: int, seed: int = 0):
+        self.sources = [sources] if isinstance(sources, ParallelSource) else list(sources)
+        if not self.sources:
+            raise ValueError("no training sources given")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        self.batch_size, self.seed = batch_size, seed
+        self.rng = np.random.default_rng(seed)
+        self.batches_drawn = 0
+        # per source: items by language (for X-X) and items with at least two languages (for X-Y)
+        self._by_lang: List[Dict[str, np.ndarray]] = []
+        self._multi: List[np.ndarray] = []
+        for s in self.sources:
+            by_lang: Dict[str, List[int]] = {}
+            for i, item in enumerate(s.items):
+                for lang in item.langs:
+                    by_lang.setdefault(lang, []).append(i)
+            self._by_lang.append({k: np.array(v) for k, v in by_lang.items()})
+            self._multi.append(np.array([i for i, item in enumerate(s.items) if len(item.langs) >= 2], dtype=np.int64))
+        self._check()
+
+    def _check(self) -> None:
+        for kind in self.kinds:
+            for s, by_lang, multi in zip(self.sources, self._by_lang, self._multi):
+                if kind == "xx" and not any(len(v) >= self.batch_size for v in by_lang.values()):
+                    sizes = {k: len(v) for k, v in by_lang.items()}
+                    raise ValueError(f"source {s.name!r} has no language with {self.batch_size} items for an X-X-mono "
+                                     f"batch (items per language: {sizes}); lower the batch size")
+                if kind == "xy" and len(multi) < self.batch_size:
+                    raise ValueError(f"source {s.name!r} has {len(multi)} items in two or more languages, too few for an "
+                                     f"X-Y batch of {self.batch_size}: X-Y needs every query to have a partner language")
+
+    def _source(self) -> int:
+        sizes = np.array([len(s) for s in self.sources], dtype=np.float64)
+        return int(self.rng.choice(len(self.sources), p=sizes / sizes.sum())) if len(sizes) > 1 else 0
+
+    def _negative(self, negatives: Tuple[str, ...]) -> Optional[str]:
+        return negatives[int(self.rng.integers(len(negatives)))] if negatives else None
+
+    def _xx(self, src: int) -> Batch:
+        s, by_lang = self.sources[src], self._by_lang[src]
+        langs = sorted(k for k, v in by_lang.items() if len(v) >= self.batch_size)
+        lang = langs[int(self.rng.integers(len(langs)))]
+        chosen = self.rng.choice(by_lang[lang], size=self.batch_size, replace=False)
+        triplets = []
+        for i in chosen:
+            e = s.items[i].langs[lang]
+            triplets.append(Triplet(s.items[i].pid, lang, lang, e.query, e.positive, self._negative(e.negatives)))
+        return Batch("xx", s.name, tuple(triplets))
+
+    def _xy(self, src: int) -> Batch:
+        s = self.sources[src]
+        chosen = self.rng.choice(self._multi[src], size=self.batch_size, replace=False)
+        triplets = []
+        for i in chosen:
+            item = s.items[i]
+            langs = sorted(item.langs)
+            x, y = (langs[j] for j in self.rng.choice(len(langs), size=2, replace=False))
+            q, d = item.langs[x], item.langs[y]
+            triplets.append(Triplet(item.pid, x, y, q.query, d.positive, self._negative(d.negatives)))
+        return Batch("xy", s.name, tuple(triplets))
+
+    def _draw(self) -> Batch:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Batch]:
+        while True:
+            batch = self._draw()
+            self.batches_drawn += 1
+            yield batch
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue with exactly the same next batches."""
+        return {"rng": self.rng.bit_generator.state, "batches_drawn": self.batches_drawn, "seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+        self.batches_drawn = state["batches_drawn"]
+
+
+class MonolingualBatchSampler(_Sampler):
+    """X-X-mono batches: one language per batch, drawn uniformly among languages that can fill a batch.
+
+    Args:
+        sources: one or more :class:`ParallelSource`.
+        batch_size: triplets per batch.
+        seed: random seed.
+    """
+    kinds = ("xx",)
+
+    def _draw(self) -> Batch:
+        return self._xx(self._source())
+
+
+class CrossLingualBatchSampler(_Sampler):
+    """X-Y batches: every query is paired with its positive (and negative) in another language.
+
+    Args:
+        sources: one or more :class:`ParallelSource`.
+        batch_size: triplets per batch.
+        seed: random seed.
+    """
+    kinds = ("xy",)
+
+    def _draw(self) -> Batch:
+        return self._xy(self._source())
+
+
+class HybridBatchSampler(_Sampler):
+    """Hybrid batches: X-X-mono with probability ``alpha``, otherwise X-Y (the paper's best: 0.5).
+
+    Args:
+        sources: one or more :class:`ParallelSource`.
+        batch_size: triplets per batch.
+        alpha: probability of an X-X-mono batch, in [0, 1].
+        seed: random seed.
+    """
+
+    def __init__(self, sources, batch_size: int, alpha: float = 0.5, seed: int = 0):
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        self.alpha = alpha
+        self.kinds = tuple(k for k, p in (("xx", alpha), ("xy", 1 - alpha)) if p > 0)
+        super().__init__(sources, batch_size, seed)
+
+    def _draw(self) -> Batch:
+        src = self._source()
+        return self._xx(src) if self.rng.random() < self.alpha else self._xy(src)
+
+
+def make_sampler(sampling: str, sources, batch_size: int, alpha: float = 0.5, seed: int = 0) -> _Sampler:
+    """The sampler for a CLI ``--sampling`` value: ``xx``, ``xy`` or ``hybrid``."""
+    if sampling == "xx":
+        return MonolingualBatchSampler(sources, batch_size, seed)
+    if sampling == "xy":
+        return CrossLingualBatchSampler(sources, batch_size, seed)
+    if sampling == "hybrid":
+        return HybridBatchSampler(sources, batch_size, alpha, seed)
+    raise ValueError(f"unknown sampling {sampling!r}; use xx, xy or hybrid")

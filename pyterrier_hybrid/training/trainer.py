@@ -1,0 +1,370 @@
+"""The trainer: InfoNCE over sampled batches, AdamW with warmup, gradient caching, DDP, checkpoint and resume.
+
+Output: ``out_dir`` becomes a model directory (``save_pretrained`` + sentence-transformers files) that
+:class:`~pyterrier_hybrid.BiEncoder` and sentence-transformers load, with ``train_log.jsonl`` (one line per
+step) and ``checkpoint/`` (the state to resume from) beside it.
+
+Distributed: run under ``torchrun``; every rank draws the same global batch from the same seed and encodes
+its contiguous share; embeddings are gathered so negatives come from the global batch.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
+
+from ..encoder import pool
+from ..model_dir import EncoderSettings, read_settings, write_settings
+from .loss import info_nce, negative_mask
+from .samplers import Batch
+
+_AMP = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class TrainConfig:
+    """Training hyper-parameters (paper defaults: AdamW, lr 3e-5, weight decay 0.01, batch 100).
+
+    Args:
+        steps: optimisation steps.
+        lr: peak learning rate.
+        weight_decay: AdamW weight decay.
+        warmup_ratio: share of the steps with linear warmup; linear decay to 0 follows.
+        temperature: InfoNCE temperature.
+        max_grad_norm: gradient clipping norm.
+        grad_cache_chunk: encode in sub-batches of this size with gradient caching (memory independent of
+            the batch size); ``None`` backpropagates through the whole batch at once.
+        amp: ``"bf16"`` or ``"fp16"`` autocast (CUDA only); ``None`` for fp32.
+        checkpoint_every: save a resumable checkpoint every N steps (and at the end).
+        eval_every: compute the validation loss every N steps (0 = never).
+        patience: stop after this many evaluations without improvement; the best weights are kept.
+    """
+    steps: int
+    lr: float = 3e-5
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    temperature: float = 0.05
+    max_grad_norm: float = 1.0
+    grad_cache_chunk: Optional[int] = None
+    amp: Optional[str] = None
+    checkpoint_every: int = 100
+    eval_every: int = 0
+    patience: int = 3
+
+
+def _dist() -> tuple:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class _RngFork:
+    """Replays the same random state (dropout masks) for the second, gradient-computing forward pass."""
+
+    def __init__(self, device: torch.device):
+        self.device = device
+        self.cpu = torch.get_rng_state()
+        self.cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+
+    def restore(self) -> None:
+        torch.set_rng_state(self.cpu)
+        if self.cuda is not None:
+            torch.cuda.set_rng_state(self.cuda, self.device)
+
+
+class Trainer:
+    """Trains a shared-weight dual encoder on batches from a sampler.
+
+    Args:
+        model: a Hugging Face name or directory to start from.
+        sampler: a batch sampler (``MonolingualBatchSampler``, ``CrossLingualBatchSampler``, ``HybridBatchSampler``).
+        out_dir: the output model directory (also holds the log and the checkpoint).
+        config: the hyper-parameters.
+        settings: pooling, prefixes and max lengths; default: the model directory's, else E5 style.
+        val_sampler: batches for the validation loss (early stopping).
+        device: defaults to CUDA when available (the local rank's GPU under torchrun).
+        verbose: show a progress bar (rank 0 only).
+    """
+
+    def __init__(self, model: str, sampler, out_dir: str | Path, config: TrainConfig, *,
+                 settings: Optional[EncoderSettings] = None, val_sampler=None, device: Optional[str] = None,
+                 verbose: bool = True):
+        self.rank, self.world = _dist()
+        if device is None:
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        if config.amp is not None and (config.amp not in _AMP or self.device.type != "cuda"):
+            raise ValueError(f"amp={config.amp!r} needs a CUDA device and one of {list(_AMP)}; use amp=None on CPU")
+        if config.steps < 1:
+            raise ValueError(f"steps must be positive, got {config.steps}")
+        self.batch_size = sampler.batch_size
+        if self.batch_size % self.world:
+            raise ValueError(f"batch size {self.batch_size} does not split over {self.world} processes")
+        self.model_name, self.sampler, self.config, self.val_sampler = str(model), sampler, config, val_sampler
+        self.out = Path(out_dir)
+        self.verbose = verbose and self.rank == 0
+        found = read_settings(model) if Path(model).is_dir() else {}
+        self.settings = settings or EncoderSettings(**{"query_prefix": "query: ", "doc_prefix": "passage: ", **found})
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.model = AutoModel.from_pretrained(model).to(self.device)
+        decay = [p for n, p in self.model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n or "norm" in n.lower())]
+        no_decay = [p for n, p in self.model.named_parameters() if n.endswith("bias") or "LayerNorm" in n or "norm" in n.lower()]
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+        self.scheduler = get_linear_schedule_with_warmup(self.optimizer, int(config.warmup_ratio * config.steps), config.steps)
+        self.scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
+        self.step = 0
+        self.best_val = float("inf")
+        self.bad_evals = 0
+        self._val_batches: Optional[List[Batch]] = None
+
+    # ---- encoding and loss ----------------------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=_AMP[self.config.amp]) if self.config.amp else nullcontext()
+
+    def _embed(self, texts: Sequence[str], max_length: int) -> torch.Tensor:
+        toks = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(self.device)
+        with self._autocast():
+            hidden = self.model(**toks).last_hidden_state
+        vecs = pool(hidden, toks["attention_mask"], self.settings.pooling).float()
+        return torch.nn.functional.normalize(vecs, dim=-1) if self.settings.normalize else vecs
+
+    def _inputs(self, batch: Batch):
+        """Global query texts, doc texts (positives, then one negative slot per triplet) and the mask."""
+        s = self.settings
+        queries = [s.query_prefix + t.query for t in batch.triplets]
+        positives = [t.positive for t in batch.triplets]
+        negatives = [t.negative for t in batch.triplets]
+        mask = negative_mask(positives, positives + negatives).to(self.device)
+        docs = [s.doc_prefix + (d or "") for d in positives + negatives]
+        return queries, docs, mask
+
+    def _shard(self, texts: List[str]) -> List[str]:
+        n = len(texts) // self.world
+        return texts[self.rank * n:(self.rank + 1) * n]
+
+    def _local(self, queries: List[str], docs: List[str]) -> List[tuple]:
+        """This rank's texts as (texts, max_length) groups: queries, positives, negatives."""
+        b = len(queries)
+        return [(self._shard(queries), self.settings.query_max_length),
+                (self._shard(docs[:b]), self.settings.doc_max_length),
+                (self._shard(docs[b:]), self.settings.doc_max_length)]
+
+    def _gather(self, local: torch.Tensor, with_grad: bool) -> torch.Tensor:
+        if self.world == 1:
+            return local
+        if with_grad:
+            from torch.distributed.nn.functional import all_gather
+            return torch.cat(all_gather(local))
+        parts = [torch.empty_like(local) for _ in range(self.world)]
+        dist.all_gather(parts, local.contiguous())
+        return torch.cat(parts)
+
+    def _loss(self, q: torch.Tensor, p: torch.Tensor, n: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return info_nce(q, torch.cat([p, n]), self.config.temperature, mask)
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+
+    def _train_step(self, batch: Batch) -> float:
+        queries, docs, mask = self._inputs(batch)
+        groups = self._local(queries, docs)
+        if self.config.grad_cache_chunk is None:
+            reps = [self._gather(self._embed(texts, length), with_grad=True) for texts, length in groups]
+            loss = self._loss(*reps, mask)
+            self._backward(loss)
+            grad_scale = 1.0 / self.world  # each rank computed the same global loss: average
+        else:
+            loss = self._grad_cache_step(groups, mask)
+            grad_scale = 1.0  # each rank holds its own share of the global gradient: sum
+        if self.world > 1:
+            for p in self.model.parameters():
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad.mul_(grad_scale)
+        return float(loss.detach())
+
+    def _grad_cache_step(self, groups: List[tuple], mask: torch.Tensor) -> torch.Tensor:
+        """GradCache: embed without a graph, get the loss gradient w.r.t. the embeddings, then re-embed
+        chunk by chunk with a graph and push those gradients through (same dropout via saved RNG state)."""
+        chunk = self.config.grad_cache_chunk
+        forks, local_reps = [], []
+        with torch.no_grad():
+            for texts, length in groups:
+                parts = []
+                for i in range(0, len(texts), chunk):
+                    forks.append(_RngFork(self.device))
+                    parts.append(self._embed(texts[i:i + chunk], length))
+                local_reps.append(torch.cat(parts))
+        global_reps = [self._gather(r, with_grad=False).requires_grad_() for r in local_reps]
+        loss = self._loss(*global_reps, mask)
+        self._backward(loss)
+        n_local = len(groups[0][0])
+        fork = iter(forks)
+        for (texts, length), rep in zip(groups, global_reps):
+            grad = rep.grad[self.rank * n_local:(self.rank + 1) * n_local]
+            for i in range(0, len(texts), chunk):
+                next(fork).restore()
+                part = self._embed(texts[i:i + chunk], length)
+                part.backward(grad[i:i + chunk])
+        return loss.detach()
+
+    @torch.no_grad()
+    def validation_loss(self) -> float:
+        """Mean loss over the fixed validation batches (computed on the whole batch by every rank)."""
+        if self._val_batches is None:
+            it = iter(self.val_sampler)
+            self._val_batches = [next(it) for _ in range(4)]
+        self.model.eval()
+        losses = []
+        for batch in self._val_batches:
+            queries, docs, mask = self._inputs(batch)
+            b = len(queries)
+            q = self._embed(queries, self.settings.query_max_length)
+            d = torch.cat([self._embed(docs[:b], self.settings.doc_max_length), self._embed(docs[b:], self.settings.doc_max_length)])
+            losses.append(float(info_nce(q, d, self.config.temperature, mask)))
+        self.model.train()
+        return float(np.mean(losses))
+
+    # ---- checkpoints ---------------------------------------------------------------------------
+    def _state(self) -> dict:
+        return {
+            "step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
+            "scaler": self.scaler.state_dict() if self.scaler else None,
+            "torch_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "best_val": self.best_val, "bad_evals": self.bad_evals, "config": asdict(self.config),
+            "settings": asdict(self.settings), "world": self.world,
+        }
+
+    def _atomic_save(self, obj, path: Path) -> None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+
+    def save_checkpoint(self) -> None:
+        """Write ``checkpoint/state.pt`` atomically (rank 0)."""
+        if self.rank == 0:
+            (self.out / "checkpoint").mkdir(parents=True, exist_ok=True)
+            self._atomic_save(self._state(), self.out / "checkpoint" / "state.pt")
+        if self.world > 1:
+            dist.barrier()
+
+    def load_checkpoint(self) -> None:
+        path = self.out / "checkpoint" / "state.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {path}; start without --resume")
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        if state["world"] != self.world:
+            raise ValueError(f"the checkpoint was written by {state['world']} processes, this run has {self.world}")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.sampler.load_state_dict(state["sampler"])
+        if self.scaler and state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"].cpu())
+        if state["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
+        self.step, self.best_val, self.bad_evals = state["step"], state["best_val"], state["bad_evals"]
+        # the log may hold steps after the checkpoint (the run was killed later): drop them
+        log = self.out / "train_log.jsonl"
+        if self.rank == 0 and log.is_file():
+            lines = [ln for ln in log.read_text().splitlines() if ln and json.loads(ln)["step"] <= self.step]
+            log.write_text("".join(ln + "\n" for ln in lines))
+
+    # ---- the loop ------------------------------------------------------------------------------
+    def train(self, resume: bool = False) -> Path:
+        """Train for ``config.steps`` steps (continuing from the checkpoint when ``resume``); return ``out_dir``."""
+        if not resume and (self.out / "checkpoint").exists():
+            raise FileExistsError(f"{self.out} already has a checkpoint; pass resume=True (--resume) to continue it, "
+                                  "or choose another output directory")
+        self.out.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.load_checkpoint()
+        self.model.train()
+        batches: Iterator[Batch] = iter(self.sampler)
+        log = open(self.out / "train_log.jsonl", "a") if self.rank == 0 else None
+        bar = tqdm(total=self.config.steps, initial=self.step, desc="training", disable=not self.verbose)
+        stopped = False
+        try:
+            while self.step < self.config.steps and not stopped:
+                batch = next(batches)
+                start = time.perf_counter()
+                loss = self._train_step(batch)
+                if self.scaler:
+                    self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+                lr = self.scheduler.get_last_lr()[0]
+                if self.scaler:
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                else:
+                    self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+                record = {"step": self.step, "loss": loss, "lr": lr, "kind": batch.kind, "langs": batch.langs,
+                          "source": batch.source, "seconds": round(time.perf_counter() - start, 4)}
+                if self.config.eval_every and self.val_sampler is not None and self.step % self.config.eval_every == 0:
+                    record["val_loss"] = self.validation_loss()
+                    stopped = self._early_stopping(record["val_loss"])
+                if log:
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}", kind=batch.kind)
+                if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps or stopped:
+                    self.save_checkpoint()
+        finally:
+            bar.close()
+            if log:
+                log.close()
+        best = self.out / "checkpoint" / "best.pt"
+        if self.config.eval_every and best.is_file():
+            self.model.load_state_dict(torch.load(best, map_location=self.device))
+        if self.rank == 0:
+            self.save_model()
+        if self.world > 1:
+            dist.barrier()
+        return self.out
+
+    def _early_stopping(self, val_loss: float) -> bool:
+        if val_loss < self.best_val:
+            self.best_val, self.bad_evals = val_loss, 0
+            if self.rank == 0:
+                (self.out / "checkpoint").mkdir(parents=True, exist_ok=True)
+                self._atomic_save(self.model.state_dict(), self.out / "checkpoint" / "best.pt")
+            return False
+        self.bad_evals += 1
+        return self.bad_evals >= self.config.patience
+
+    def save_model(self) -> None:
+        """Write the model into ``out_dir`` so that it loads with ``BiEncoder`` and sentence-transformers.
+
+        Files are written to a temporary folder and moved in with ``config.json`` last, so a crash
+        leaves no directory that loads as a half-written model.
+        """
+        tmp = self.out / ".model.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.save_pretrained(tmp)
+        self.tokenizer.save_pretrained(tmp)
+        write_settings(tmp, self.settings, dim=self.model.config.hidden_size)
+        (self.out / "config.json").unlink(missing_ok=True)
+        for entry in sorted(tmp.iterdir(), key=lambda p: p.name == "config.json"):
+            target = self.out / entry.name
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+        tmp.rmdir()

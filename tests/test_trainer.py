@@ -1,0 +1,160 @@
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import pyterrier_hybrid as ph
+from pyterrier_hybrid import HybridBatchSampler, TrainConfig, Trainer
+from pyterrier_hybrid.training import from_lareqa, info_nce, negative_mask
+
+
+@pytest.fixture(scope="module")
+def demo():
+    return from_lareqa("lareqa-demo")
+
+
+def test_info_nce_by_hand():
+    q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    d = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    t = 0.5
+    logits = [[1 / t, 0, 0.6 / t], [0, 1 / t, 0.8 / t]]
+    expected = np.mean([-(row[i] - math.log(sum(math.exp(v) for v in row))) for i, row in enumerate(logits)])
+    assert float(info_nce(q, d, t)) == pytest.approx(expected, rel=1e-6)
+    mask = torch.tensor([[False, False, True], [False, False, False]])
+    masked = np.mean([-(logits[0][0] - math.log(math.exp(logits[0][0]) + 1)),
+                      -(logits[1][1] - math.log(sum(math.exp(v) for v in logits[1])))])
+    assert float(info_nce(q, d, t, mask)) == pytest.approx(masked, rel=1e-6)
+
+
+def test_negative_mask_hides_false_negatives_and_empty_slots():
+    mask = negative_mask(["a", "b"], ["a", "b", "a", None])
+    assert mask.tolist() == [[False, False, True, True], [False, False, False, True]]
+
+
+def trainer(model, source, out, seed=0, **config):
+    torch.manual_seed(seed)
+    sampler = HybridBatchSampler(source, batch_size=4, alpha=0.5, seed=seed)
+    return Trainer(str(model), sampler, out, TrainConfig(**{"steps": 6, "lr": 5e-4, "checkpoint_every": 3, **config}), verbose=False)
+
+
+def grads(t, batch):
+    t.optimizer.zero_grad()
+    loss = t._train_step(batch)
+    return loss, {n: p.grad.clone() for n, p in t.model.named_parameters() if p.grad is not None}
+
+
+def test_grad_cache_equals_plain_backprop(tiny_model_no_dropout, demo, tmp_path):
+    batch = next(iter(HybridBatchSampler(demo, 4, seed=3)))
+    plain_loss, plain = grads(trainer(tiny_model_no_dropout, demo, tmp_path / "a"), batch)
+    cached_loss, cached = grads(trainer(tiny_model_no_dropout, demo, tmp_path / "b", grad_cache_chunk=3), batch)
+    assert cached_loss == pytest.approx(plain_loss, rel=1e-6)
+    assert plain.keys() == cached.keys() and len(plain) > 10
+    for name in plain:
+        torch.testing.assert_close(cached[name], plain[name], rtol=1e-4, atol=1e-6)
+
+
+def test_loss_goes_down(tiny_model_dir, demo, tmp_path):
+    t = trainer(tiny_model_dir, demo, tmp_path / "m", steps=60, lr=1e-3, checkpoint_every=100)
+    t.val_sampler = HybridBatchSampler(demo, 4, seed=42)
+    before = t.validation_loss()
+    t.train()
+    after = t.validation_loss()
+    log = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == list(range(1, 61))
+    assert {r["kind"] for r in log} == {"xx", "xy"} and all(set(r) >= {"loss", "lr", "kind", "langs"} for r in log)
+    assert np.mean([r["loss"] for r in log[-15:]]) < np.mean([r["loss"] for r in log[:15]])
+    assert after < 0.8 * before
+
+
+class Killed(Exception):
+    pass
+
+
+class DiesAfter:
+    """A sampler that dies (like a killed process) when asked for batch number ``n + 1``."""
+
+    def __init__(self, inner, n):
+        self.inner, self.n, self.batch_size = inner, n, inner.batch_size
+
+    def __iter__(self):
+        for i, batch in enumerate(self.inner):
+            if i == self.n:
+                raise Killed()
+            yield batch
+
+    def state_dict(self):
+        return self.inner.state_dict()
+
+    def load_state_dict(self, state):
+        self.inner.load_state_dict(state)
+
+
+def test_resume_after_kill_reproduces_the_run(tiny_model_dir, demo, tmp_path):
+    whole = trainer(tiny_model_dir, demo, tmp_path / "whole", steps=8)
+    whole.train()
+    dying = trainer(tiny_model_dir, demo, tmp_path / "killed", steps=8)
+    dying.sampler = DiesAfter(dying.sampler, 5)
+    with pytest.raises(Killed):
+        dying.train()
+    assert not (tmp_path / "killed" / "config.json").exists()  # no model that looks finished
+    with pytest.raises(FileExistsError, match="resume"):
+        trainer(tiny_model_dir, demo, tmp_path / "killed", steps=8).train()
+    trainer(tiny_model_dir, demo, tmp_path / "killed", seed=123, steps=8).train(resume=True)
+    logs = [[json.loads(line) for line in (tmp_path / d / "train_log.jsonl").read_text().splitlines()] for d in ["whole", "killed"]]
+    assert [(r["step"], r["kind"], r["langs"]) for r in logs[0]] == [(r["step"], r["kind"], r["langs"]) for r in logs[1]]
+    np.testing.assert_allclose([r["loss"] for r in logs[0]], [r["loss"] for r in logs[1]], rtol=1e-5)
+    a, b = (load_file(tmp_path / d / "model.safetensors") for d in ["whole", "killed"])
+    for name in a:
+        torch.testing.assert_close(a[name], b[name])
+
+
+def test_output_loads_in_biencoder_and_sentence_transformers(tiny_model_dir, demo, tmp_path):
+    out = trainer(tiny_model_dir, demo, tmp_path / "m", steps=2).train()
+    enc = ph.BiEncoder(out)
+    assert enc.settings.query_prefix == "query: " and enc.settings.doc_prefix == "passage: "
+    from sentence_transformers import SentenceTransformer
+    st = SentenceTransformer(str(out), device="cpu")
+    texts = ["Heute liegt das Tagebuch im Museum der Stadt.", "Tin."]
+    np.testing.assert_allclose(st.encode(texts, prompt_name="passage"), enc.encode_docs(texts), atol=1e-5)
+
+
+def test_bad_configurations(tiny_model_dir, demo, tmp_path):
+    with pytest.raises(ValueError, match="amp='bf16' needs a CUDA device"):
+        trainer(tiny_model_dir, demo, tmp_path / "a", amp="bf16")
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        trainer(tiny_model_dir, demo, tmp_path / "b").train(resume=True)
+    with pytest.raises(ValueError, match="steps must be positive"):
+        trainer(tiny_model_dir, demo, tmp_path / "c", steps=0)
+
+
+def cli_train(out, model, extra, nproc=1):
+    args = ["--sampling", "hybrid", "--model", str(model), "--data", "lareqa-demo", "--out", str(out),
+            "--steps", "4", "--batch-size", "4", "--lr", "1e-3", "--seed", "7"] + extra
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    if nproc == 1:
+        cmd = [sys.executable, "-m", "pyterrier_hybrid.cli", "train"] + args
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr", "127.0.0.1",
+               "--master_port", str(29500 + os.getpid() % 1000), "-m", "pyterrier_hybrid.cli", "train"] + args
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()], load_file(out / "model.safetensors")
+
+
+@pytest.mark.parametrize("extra", [[], ["--grad-cache-chunk", "1"]], ids=["plain", "grad-cache"])
+def test_two_processes_equal_one(tiny_model_no_dropout, tmp_path, extra):
+    """torchrun with 2 CPU processes (gloo) and the same global batch gives the same training as 1 process."""
+    one_log, one = cli_train(tmp_path / "one", tiny_model_no_dropout, extra)
+    two_log, two = cli_train(tmp_path / "two", tiny_model_no_dropout, extra, nproc=2)
+    assert torch.load(tmp_path / "two" / "checkpoint" / "state.pt", weights_only=False)["world"] == 2
+    assert len(two_log) == 4  # rank 0 alone writes the log
+    assert [(r["kind"], r["langs"]) for r in one_log] == [(r["kind"], r["langs"]) for r in two_log]
+    np.testing.assert_allclose([r["loss"] for r in one_log], [r["loss"] for r in two_log], rtol=1e-4)
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5)
