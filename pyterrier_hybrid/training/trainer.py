@@ -316,7 +316,7 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 self.step += 1
                 record = {"step": self.step, "loss": loss, "lr": lr, "kind": batch.kind, "langs": batch.langs,
-                          "source": batch.source, "seconds": round(time.perf_counter() - start, 4)}
+                          "source": batch.source, "seconds": round(time.perf_counter() - start, 4)}  # the whole step
                 if self.config.eval_every and self.val_sampler is not None and self.step % self.config.eval_every == 0:
                     record["val_loss"] = self.validation_loss()
                     stopped = self._early_stopping(record["val_loss"])
