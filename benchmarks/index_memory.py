@@ -7,10 +7,8 @@ nothing; the peak RSS above the process's baseline after imports is what indexin
 """
 import argparse
 import json
-import resource
 import subprocess
 import sys
-import tempfile
 
 CHILD = r"""
 import json, resource, sys, tempfile

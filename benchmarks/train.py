@@ -30,42 +30,46 @@ def sampler(batch_size, seed=0):
     return HybridBatchSampler(load_source(str(SHARED / "mlqa-r")), batch_size=batch_size, alpha=0.5, seed=seed)
 
 
-def speed(args):
+def sentence_transformers_rate(model, batches, qlen, dlen):
+    """Steps/s of a loop with sentence-transformers' MultipleNegativesRankingLoss (first batch: warm-up)."""
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    torch.manual_seed(0)
+    st = SentenceTransformer(model, device="cpu")
+    loss_fn = MultipleNegativesRankingLoss(st, scale=1 / 0.05)
+    opt = torch.optim.AdamW(st.parameters(), lr=3e-5, weight_decay=0.01)
+    st.train()
+
+    def step(batch):
+        cols = [["query: " + t.query for t in batch.triplets], ["passage: " + t.positive for t in batch.triplets],
+                ["passage: " + (t.negative or "") for t in batch.triplets]]
+        feats = []
+        for i, texts in enumerate(cols):
+            st.max_seq_length = qlen if i == 0 else dlen
+            feats.append(dict(st.tokenize(texts)))
+        loss_fn(feats, None).backward()
+        torch.nn.utils.clip_grad_norm_(st.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad()
+
+    step(batches[0])
+    start = time.perf_counter()
+    for b in batches[1:]:
+        step(b)
+    return (len(batches) - 1) / (time.perf_counter() - start)
+
+
+def speed(args):
+    import torch
 
     from pyterrier_hybrid import TrainConfig, Trainer
 
     qlen, dlen = 64, 128
     batches = [b for b, _ in zip(sampler(args.batch_size), range(args.steps + 1))]
 
-    torch.manual_seed(0)
-    st = SentenceTransformer(args.model, device="cpu")
-    st.max_seq_length = dlen
-    loss_fn = MultipleNegativesRankingLoss(st, scale=1 / 0.05)
-    opt = torch.optim.AdamW(st.parameters(), lr=3e-5, weight_decay=0.01)
-    st.train()
-
-    def st_step(batch):
-        cols = [["query: " + t.query for t in batch.triplets], ["passage: " + t.positive for t in batch.triplets],
-                ["passage: " + (t.negative or "") for t in batch.triplets]]
-        feats = []
-        for i, texts in enumerate(cols):
-            st.max_seq_length = qlen if i == 0 else dlen
-            feats.append({k: v for k, v in st.tokenize(texts).items()})
-        loss = loss_fn(feats, None)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(st.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad()
-
-    st_step(batches[0])
-    start = time.perf_counter()
-    for b in batches[1:]:
-        st_step(b)
-    theirs = args.steps / (time.perf_counter() - start)
-    del st, opt
+    theirs = sentence_transformers_rate(args.model, batches, qlen, dlen)
 
     torch.manual_seed(0)
     out = Path(tempfile.mkdtemp()) / "m"

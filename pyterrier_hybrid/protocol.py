@@ -15,20 +15,18 @@ Ties in score are broken by doc_id, descending, as trec_eval does.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
 import pyterrier as pt
 from tqdm.auto import tqdm
 
-import ir_datasets_ext
 from ir_datasets_ext import FAMILIES, parallel_id
 
 from .encoder import BiEncoder
@@ -216,30 +214,36 @@ def _break_ties(scores: np.ndarray, ids: np.ndarray, docno_order: np.ndarray) ->
     return ids
 
 
-def _relevant_ranks(ids: np.ndarray, rel: List[List[int]], n_docs: int) -> List[np.ndarray]:
-    """1-based rank of each query's relevant documents; 0 where a document is not in the ranking."""
-    rank_of = np.zeros(n_docs, dtype=np.int64)
-    out = []
-    for row, docs in zip(ids, rel):
-        valid = row[row >= 0]
-        rank_of[valid] = np.arange(1, len(valid) + 1)
-        out.append(rank_of[docs].copy())
-        rank_of[valid] = 0
-    return out
+def _rank_matrix(ids: np.ndarray, offset: int, n: int) -> np.ndarray:
+    """``[queries, n]``: the 1-based rank of each corpus document (positions ``offset..offset+n``); 0 = unranked."""
+    inv = np.zeros((len(ids), n), dtype=np.int32)
+    r, c = np.nonzero(ids >= 0)
+    inv[r, ids[r, c] - offset] = c + 1
+    return inv
 
 
-def average_precision(ranks: np.ndarray) -> float:
-    """AP from the 1-based ranks of all relevant documents (0 = not retrieved, contributing nothing)."""
-    found = np.sort(ranks[ranks > 0])
-    return float(np.sum(np.arange(1, len(found) + 1) / found) / len(ranks))
+def _relevant_ranks(inv: np.ndarray, rel: List[List[int]], offset: int) -> np.ndarray:
+    """``[queries, max relevant]``: ranks of each query's relevant documents; 0 = unranked, -1 = padding."""
+    docs = np.full((len(rel), max(map(len, rel))), -1, dtype=np.int64)
+    for i, r in enumerate(rel):
+        docs[i, :len(r)] = r
+    ranks = inv[np.arange(len(rel))[:, None], np.maximum(docs - offset, 0)]
+    return np.where(docs >= 0, ranks, -1)
 
 
-def rank_distance(ranks: np.ndarray, n_ranked: int) -> float:
-    """Highest minus lowest rank of the relevant documents (missing ones count at ``n_ranked + 1``)."""
-    if len(ranks) < 2:
-        return 0.0
-    r = np.where(ranks > 0, ranks, n_ranked + 1)
-    return float(r.max() - r.min())
+def average_precisions(ranks: np.ndarray) -> np.ndarray:
+    """AP per row of :func:`_relevant_ranks` output (unranked relevant documents contribute nothing)."""
+    n_rel = (ranks >= 0).sum(axis=1)
+    found = np.sort(np.where(ranks > 0, ranks, np.inf), axis=1)
+    return (np.arange(1, ranks.shape[1] + 1) / found).sum(axis=1) / n_rel
+
+
+def rank_distances(ranks: np.ndarray, n_ranked: np.ndarray) -> np.ndarray:
+    """Highest minus lowest relevant rank per row; unranked ones count at ``n_ranked + 1``; 0 below two relevant."""
+    valid = ranks >= 0
+    r = np.where(ranks == 0, n_ranked[:, None] + 1, ranks).astype(np.float64)
+    spread = np.where(valid, r, -np.inf).max(axis=1) - np.where(valid, r, np.inf).min(axis=1)
+    return np.where(valid.sum(axis=1) >= 2, spread, 0.0)
 
 
 def _spearman_rows(ranks: np.ndarray) -> np.ndarray:
@@ -258,7 +262,7 @@ def _spearman_rows(ranks: np.ndarray) -> np.ndarray:
 
 
 def run_protocol(
-    ranker,
+    ranker: Union[DenseRanker, RetrieverRanker, BiEncoder],
     dataset: str = "xquad-r",
     *,
     langs: Optional[Sequence[str]] = None,
@@ -291,7 +295,7 @@ def run_protocol(
     with tempfile.TemporaryDirectory() as work:
         ranker.prepare(split, Path(work))
         matrix: Dict[str, Dict[str, float]] = {x: {} for x in split.langs}
-        multi, rd, qls, mrc_rows = {}, {}, {}, {}
+        multi, rd, qls = {}, {}, {}
         settings = [(x, [y]) for x in split.langs for y in split.langs] + [(x, list(split.langs)) for x in split.langs]
         multi_ranks: Dict[str, np.ndarray] = {}
         for x, ys in tqdm(settings, desc=f"{dataset} settings", disable=not verbose):
@@ -302,21 +306,20 @@ def run_protocol(
                 continue
             scores, ids = ranker.rank(x, ys)
             ids = _break_ties(scores, ids, docno_order)
-            ranks = _relevant_ranks(ids[keep], [rel[i] for i in keep], n_docs)
-            ap = float(np.mean([average_precision(r) for r in ranks]))
+            sl = slices[ys[0]] if len(ys) == 1 else slice(0, n_docs)
+            inv = _rank_matrix(ids, sl.start, sl.stop - sl.start)
+            ranks = _relevant_ranks(inv[keep], [rel[i] for i in keep], sl.start)
+            ap = float(np.mean(average_precisions(ranks)))
             if len(ys) == 1:
                 matrix[x][ys[0]] = ap
                 continue
             multi[x] = ap
-            n_ranked = (ids >= 0).sum(axis=1)
-            rd[x] = float(np.mean([rank_distance(r, n_ranked[i]) for r, i in zip(ranks, keep)]))
+            rd[x] = float(np.mean(rank_distances(ranks, (ids[keep] >= 0).sum(axis=1))))
             top = ids[:, :QLS_K]
-            qls[x] = float(np.mean([np.mean(split.doc_lang[t[t >= 0]] == split.langs.index(x)) for t in top if (t >= 0).any()]))
-            full = np.zeros((len(ids), n_docs), dtype=np.int32)  # rank of every document, per query
-            for i, row in enumerate(ids):
-                valid = row[row >= 0]
-                full[i, valid] = np.arange(1, len(valid) + 1)
-            multi_ranks[x] = full
+            same = (split.doc_lang[np.maximum(top, 0)] == split.langs.index(x)) & (top >= 0)
+            counted = (top >= 0).sum(axis=1)
+            qls[x] = float(np.mean(same.sum(axis=1)[counted > 0] / counted[counted > 0]))
+            multi_ranks[x] = inv
         mrc = _mean_rank_correlation(split, multi_ranks)
     mono = [matrix[x][x] for x in split.langs if x in matrix[x]]
     cross = [v for x in split.langs for y, v in matrix[x].items() if y != x]

@@ -11,7 +11,8 @@ from ir_measures import AP
 
 import pyterrier_hybrid as ph
 from pyterrier_hybrid.measures import QueryLanguageShare, RankCorrelation, RankDistance
-from pyterrier_hybrid.protocol import DenseRanker, RetrieverRanker, average_precision, load_split, run_protocol
+from pyterrier_hybrid.protocol import (DenseRanker, RetrieverRanker, average_precisions, load_split, rank_distances,
+                                       run_protocol)
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +105,10 @@ def test_ties_are_broken_by_docno_descending():
     assert out.tolist() == [[0, 3, 2, 1, 5, 4], [5, 4, 3, 2, 1, 0]]
 
 
-def test_average_precision_by_hand():
-    assert average_precision(np.array([1, 3])) == pytest.approx((1 + 2 / 3) / 2)
-    assert average_precision(np.array([2, 0])) == pytest.approx(0.25)  # one of two relevant never retrieved
+def test_average_precision_and_rank_distance_by_hand():
+    ranks = np.array([[1, 3, -1], [2, 0, -1], [5, 2, 9]])  # -1 pads; 0 = relevant but not retrieved
+    np.testing.assert_allclose(average_precisions(ranks), [(1 + 2 / 3) / 2, 0.25, (1 / 2 + 2 / 5 + 3 / 9) / 3])
+    np.testing.assert_allclose(rank_distances(ranks, np.array([10, 10, 10])), [2, 9, 7])  # row 2: unranked at 11
 
 
 def test_bm25_through_the_same_interface(tmp_path):
