@@ -134,6 +134,13 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         wanted = [meta["langs"].index(lang) for lang in langs]
         return np.flatnonzero(np.isin(codes, wanted)).astype(np.int64)
 
+    def _queries(self, query_vecs: np.ndarray) -> np.ndarray:
+        q = np.ascontiguousarray(query_vecs, dtype=np.float32)
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise ValueError(f"query vectors have shape {q.shape}, but {self.path} holds {self.dim}-dimensional "
+                             "vectors; encode queries with the model that built the index")
+        return q
+
     def search(self, query_vecs: np.ndarray, k: Optional[int], langs: Optional[Sequence[str]] = None,
                *, nprobe: int = 16, ef_search: int = 128) -> Tuple[np.ndarray, np.ndarray]:
         """Top-``k`` inner-product search, ``k=None`` for every (allowed) document.
@@ -143,34 +150,43 @@ class FaissIndex(pt.Artifact, pt.Indexer):
             approximate index found fewer than ``k``.
         """
         meta, index, _, _ = self._load()
-        q = np.ascontiguousarray(query_vecs, dtype=np.float32)
-        if q.ndim != 2 or q.shape[1] != meta["dim"]:
-            raise ValueError(f"query vectors have shape {q.shape}, but {self.path} holds {meta['dim']}-dimensional "
-                             "vectors; encode queries with the model that built the index")
+        q = self._queries(query_vecs)
         ids = self.lang_ids(langs)
+        if ids is not None and len(ids) == meta["doc_count"]:
+            ids = None
         allowed = meta["doc_count"] if ids is None else len(ids)
         k = allowed if k is None else min(k, allowed)
         if k == 0 or len(q) == 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
-        sel = None if ids is None or allowed == meta["doc_count"] else faiss.IDSelectorBatch(ids)
-        if sel is not None and meta["index_type"] == "flat":
-            # exact search over a language subset: BLAS on the subset beats a selector scan of everything
-            scores, pos = faiss.knn(q, self._subset(ids), k, metric=faiss.METRIC_INNER_PRODUCT)
-            return scores, np.where(pos >= 0, ids[np.maximum(pos, 0)], -1)
+        if meta["index_type"] == "flat":
+            return _exact_search(q, self._vectors(ids), k, ids)
+        sel = None if ids is None else faiss.IDSelectorBatch(ids)
         if meta["index_type"] == "ivf":
             params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
-        elif meta["index_type"] == "hnsw":
-            params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(ef_search, k))
         else:
-            params = faiss.SearchParameters(sel=sel)
+            params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(ef_search, k))
         return index.search(q, k, params=params)
 
-    def _subset(self, ids: np.ndarray) -> np.ndarray:
-        """The vectors of documents ``ids`` of a flat index (a cached copy per distinct subset)."""
+    def scores(self, query_vecs: np.ndarray, langs: Optional[Sequence[str]] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """Exact scores of every allowed document, unsorted (a flat index only).
+
+        Returns:
+            ``(scores, ids)``: ``[n_queries, n_allowed]`` inner products and the documents' positions.
+        """
+        if self._load()[0]["index_type"] != "flat":
+            raise ValueError(f"scores() needs exact vectors; {self.path} is a {self._load()[0]['index_type']} index")
+        ids = self.lang_ids(langs)
+        vecs = self._vectors(ids)
+        return self._queries(query_vecs) @ vecs.T, (np.arange(len(vecs)) if ids is None else ids)
+
+    def _vectors(self, ids: Optional[np.ndarray]) -> np.ndarray:
+        """A flat index's vectors: all of them (a view), or documents ``ids`` (a cached copy per subset)."""
+        index = self._load()[1]
+        vecs = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
+        if ids is None:
+            return vecs
         key = (len(ids), int(ids[0]), int(ids[-1]), hash(ids.tobytes()))
         if key not in self._subsets:
-            index = self._load()[1]
-            vecs = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
             self._subsets[key] = np.ascontiguousarray(vecs[ids])
         return self._subsets[key]
 
@@ -252,6 +268,27 @@ class FaissIndex(pt.Artifact, pt.Indexer):
             "doc_count": n, "dim": index.d, "index_type": self.index_type, "langs": lang_names,
             "md5": {name: _md5(root / name) for name in _FILES},
         }
+
+
+def _exact_search(q: np.ndarray, vecs: np.ndarray, k: int, ids: Optional[np.ndarray],
+                  block: int = 256) -> Tuple[np.ndarray, np.ndarray]:
+    """Exact top-k by inner product: a BLAS product and a (partial) sort, a block of queries at a time.
+
+    For long rankings (the full rankings AP needs) this is about 3x faster than faiss's heap-based
+    flat search on the same vectors (benchmarks/retrieve.py).
+    """
+    scores = np.empty((len(q), k), dtype=np.float32)
+    pos = np.empty((len(q), k), dtype=np.int64)
+    for start in range(0, len(q), block):
+        s = q[start:start + block] @ vecs.T
+        if k < s.shape[1]:
+            top = np.argpartition(s, s.shape[1] - k, axis=1)[:, -k:]
+            order = np.take_along_axis(top, np.argsort(np.take_along_axis(s, top, axis=1), axis=1)[:, ::-1], axis=1)
+        else:
+            order = np.argsort(s, axis=1)[:, ::-1]  # descending, without negating a copy of the scores
+        scores[start:start + len(s)] = np.take_along_axis(s, order, axis=1)
+        pos[start:start + len(s)] = order
+    return scores, (pos if ids is None else ids[pos])
 
 
 def _chunks(it: Iterable[Dict], size: int) -> Iterator[List[Dict]]:

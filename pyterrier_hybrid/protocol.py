@@ -151,6 +151,19 @@ class DenseRanker:
     def rank(self, x: str, doc_langs: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
         return self.index.search(self.query_vecs[x], None, doc_langs)
 
+    def relevant_ranks(self, x: str, y: str, rows: List[int], docs: np.ndarray, docno_order: np.ndarray) -> np.ndarray:
+        """Ranks of ``docs`` (``[len(rows), w]`` positions, -1 = padding) for queries ``rows`` of language x in
+        the corpus of language y, by counting the documents ranked above each one (no full sort is needed)."""
+        scores, ids = self.index.scores(self.query_vecs[x][rows], [y])
+        col = np.searchsorted(ids, np.maximum(docs, 0))  # ids of one language are sorted positions
+        target = np.take_along_axis(scores, col, axis=1)
+        ranks = np.ones(docs.shape, dtype=np.int64)
+        for j in range(docs.shape[1]):
+            t = target[:, j:j + 1]
+            ahead_on_tie = docno_order[ids][None, :] > docno_order[np.maximum(docs[:, j], 0)][:, None]
+            ranks[:, j] += (scores > t).sum(axis=1) + ((scores == t) & ahead_on_tie).sum(axis=1)
+        return np.where(docs >= 0, ranks, -1)
+
 
 class RetrieverRanker:
     """Ranks with any PyTerrier retriever, built once per corpus by ``build``.
@@ -175,6 +188,16 @@ class RetrieverRanker:
                      "lang": split.langs[split.doc_lang[i]]}
                     for lang in key for i in range(slices[lang].start, slices[lang].stop)]
             self.retrievers[key] = self.build(docs, key[0] if len(key) == 1 else "pooled")
+
+    def relevant_ranks(self, x: str, y: str, rows: List[int], docs: np.ndarray, docno_order: np.ndarray) -> np.ndarray:
+        """Ranks of ``docs`` (``[len(rows), w]``, -1 = padding) for queries ``rows`` of language x in y's
+        ranking; 0 where the retriever did not rank them."""
+        scores, ids = self.rank(x, [y])
+        ids = _break_ties(scores[rows], ids[rows], docno_order)
+        sl = self.split.lang_slices[y]
+        inv = _rank_matrix(ids, sl.start, sl.stop - sl.start)
+        ranks = np.take_along_axis(inv, np.maximum(docs - sl.start, 0), axis=1)
+        return np.where(docs >= 0, ranks, -1)
 
     def rank(self, x: str, doc_langs: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
         topics = self.split.queries[x][["qid", "query"]]
@@ -207,7 +230,7 @@ def _break_ties(scores: np.ndarray, ids: np.ndarray, docno_order: np.ndarray) ->
     starts = in_run.copy()
     starts[:, 1:] &= ~eq  # a run starts where the score differs from the one before
     pos = np.flatnonzero(in_run)
-    run = np.cumsum(starts.ravel())[pos]
+    run = np.cumsum(starts.ravel()[pos])
     flat = ids.reshape(-1)  # a view: writing to it reorders ids in place
     members = flat[pos]
     flat[pos] = members[np.lexsort((-docno_order[members], run))]
@@ -216,23 +239,22 @@ def _break_ties(scores: np.ndarray, ids: np.ndarray, docno_order: np.ndarray) ->
 
 def _rank_matrix(ids: np.ndarray, offset: int, n: int) -> np.ndarray:
     """``[queries, n]``: the 1-based rank of each corpus document (positions ``offset..offset+n``); 0 = unranked."""
-    inv = np.zeros((len(ids), n), dtype=np.int32)
-    r, c = np.nonzero(ids >= 0)
-    inv[r, ids[r, c] - offset] = c + 1
-    return inv
+    inv = np.zeros((len(ids), n + 1), dtype=np.int32)  # the extra column absorbs the -1 padding
+    cols = np.where(ids >= 0, ids - offset, n)
+    np.put_along_axis(inv, cols, np.arange(1, ids.shape[1] + 1, dtype=np.int32)[None, :], axis=1)
+    return inv[:, :n]
 
 
-def _relevant_ranks(inv: np.ndarray, rel: List[List[int]], offset: int) -> np.ndarray:
-    """``[queries, max relevant]``: ranks of each query's relevant documents; 0 = unranked, -1 = padding."""
+def _padded(rel: List[List[int]]) -> np.ndarray:
+    """Lists of document positions as a ``[len(rel), longest]`` matrix padded with -1."""
     docs = np.full((len(rel), max(map(len, rel))), -1, dtype=np.int64)
     for i, r in enumerate(rel):
         docs[i, :len(r)] = r
-    ranks = inv[np.arange(len(rel))[:, None], np.maximum(docs - offset, 0)]
-    return np.where(docs >= 0, ranks, -1)
+    return docs
 
 
 def average_precisions(ranks: np.ndarray) -> np.ndarray:
-    """AP per row of :func:`_relevant_ranks` output (unranked relevant documents contribute nothing)."""
+    """AP per row of relevant-document ranks (-1 = padding, 0 = unranked, which contributes nothing)."""
     n_rel = (ranks >= 0).sum(axis=1)
     found = np.sort(np.where(ranks > 0, ranks, np.inf), axis=1)
     return (np.arange(1, ranks.shape[1] + 1) / found).sum(axis=1) / n_rel
@@ -304,16 +326,16 @@ def run_protocol(
             keep = [i for i, r in enumerate(rel) if r]
             if not keep:
                 continue
+            docs = _padded([rel[i] for i in keep])
+            if len(ys) == 1:
+                ranks = ranker.relevant_ranks(x, ys[0], keep, docs, docno_order)
+                matrix[x][ys[0]] = float(np.mean(average_precisions(ranks)))
+                continue
             scores, ids = ranker.rank(x, ys)
             ids = _break_ties(scores, ids, docno_order)
-            sl = slices[ys[0]] if len(ys) == 1 else slice(0, n_docs)
-            inv = _rank_matrix(ids, sl.start, sl.stop - sl.start)
-            ranks = _relevant_ranks(inv[keep], [rel[i] for i in keep], sl.start)
-            ap = float(np.mean(average_precisions(ranks)))
-            if len(ys) == 1:
-                matrix[x][ys[0]] = ap
-                continue
-            multi[x] = ap
+            inv = _rank_matrix(ids, 0, n_docs)
+            ranks = np.where(docs >= 0, np.take_along_axis(inv[keep], np.maximum(docs, 0), axis=1), -1)
+            multi[x] = float(np.mean(average_precisions(ranks)))
             rd[x] = float(np.mean(rank_distances(ranks, (ids[keep] >= 0).sum(axis=1))))
             top = ids[:, :QLS_K]
             same = (split.doc_lang[np.maximum(top, 0)] == split.langs.index(x)) & (top >= 0)

@@ -158,3 +158,22 @@ def test_two_processes_equal_one(tiny_model_no_dropout, tmp_path, extra):
     np.testing.assert_allclose([r["loss"] for r in one_log], [r["loss"] for r in two_log], rtol=1e-4)
     for name in one:
         torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5)
+
+
+def test_early_stopping_keeps_the_best_weights(tiny_model_dir, demo, tmp_path):
+    t = trainer(tiny_model_dir, demo, tmp_path / "m", steps=20, eval_every=2, patience=2, checkpoint_every=100)
+    t.val_sampler = HybridBatchSampler(demo, 4, seed=9)
+    losses = iter([1.0, 0.5, 0.7, 0.8, 0.1])
+    t.validation_loss = lambda: next(losses)
+    t.train()
+    log = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
+    assert len(log) == 8  # evaluations at 2, 4 (best), 6 and 8 (two without improvement): stop
+    assert [r.get("val_loss") for r in log[1::2]] == [1.0, 0.5, 0.7, 0.8]
+    best = torch.load(tmp_path / "m" / "checkpoint" / "best.pt")
+    final = load_file(tmp_path / "m" / "model.safetensors")
+    assert final.keys() <= best.keys()
+    for name in final:
+        torch.testing.assert_close(final[name], best[name])
+    at_stop = torch.load(tmp_path / "m" / "checkpoint" / "state.pt", weights_only=False)
+    assert at_stop["step"] == 8
+    assert not torch.equal(at_stop["model"]["encoder.layer.0.output.dense.weight"], final["encoder.layer.0.output.dense.weight"])
