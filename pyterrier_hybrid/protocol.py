@@ -158,9 +158,10 @@ class DenseRanker:
         col = np.searchsorted(ids, np.maximum(docs, 0))  # ids of one language are sorted positions
         target = np.take_along_axis(scores, col, axis=1)
         ranks = np.ones(docs.shape, dtype=np.int64)
+        corpus_order = docno_order[ids][None, :]
         for j in range(docs.shape[1]):
             t = target[:, j:j + 1]
-            ahead_on_tie = docno_order[ids][None, :] > docno_order[np.maximum(docs[:, j], 0)][:, None]
+            ahead_on_tie = corpus_order > docno_order[np.maximum(docs[:, j], 0)][:, None]  # trec_eval: docno desc
             ranks[:, j] += (scores > t).sum(axis=1) + ((scores == t) & ahead_on_tie).sum(axis=1)
         return np.where(docs >= 0, ranks, -1)
 
