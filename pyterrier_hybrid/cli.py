@@ -60,13 +60,13 @@ def cmd_index(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     import os
 
+    import torch
     import torch.distributed as dist
 
     from .model_dir import EncoderSettings, read_settings
     from .training import TrainConfig, Trainer, load_source, make_sampler, split_validation
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        import torch
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     langs = _langs(args.langs)
     sources = [load_source(spec, langs) for spec in args.data]
@@ -81,7 +81,6 @@ def cmd_train(args: argparse.Namespace) -> None:
     config = TrainConfig(steps=args.steps, lr=args.lr, weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
                          temperature=args.temperature, grad_cache_chunk=args.grad_cache_chunk, amp=args.amp,
                          checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, patience=args.patience)
-    import torch
     torch.manual_seed(args.seed)
     trainer = Trainer(args.model, sampler, args.out, config, settings=settings, val_sampler=val_sampler)
     out = trainer.train(resume=args.resume)

@@ -118,10 +118,11 @@ class Trainer:
         self.settings = settings or EncoderSettings(**{"query_prefix": "query: ", "doc_prefix": "passage: ", **found})
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         self.model = AutoModel.from_pretrained(model).to(self.device)
-        decay = [p for n, p in self.model.named_parameters() if not (n.endswith("bias") or "LayerNorm" in n or "norm" in n.lower())]
-        no_decay = [p for n, p in self.model.named_parameters() if n.endswith("bias") or "LayerNorm" in n or "norm" in n.lower()]
-        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": config.weight_decay},
-                                            {"params": no_decay, "weight_decay": 0.0}], lr=config.lr)
+        exempt = {n for n, _ in self.model.named_parameters() if n.endswith("bias") or "norm" in n.lower()}  # as BERT
+        self.optimizer = torch.optim.AdamW([
+            {"params": [p for n, p in self.model.named_parameters() if n not in exempt], "weight_decay": config.weight_decay},
+            {"params": [p for n, p in self.model.named_parameters() if n in exempt], "weight_decay": 0.0},
+        ], lr=config.lr)
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, int(config.warmup_ratio * config.steps), config.steps)
         self.scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
         self.step = 0

@@ -1,0 +1,41 @@
+"""examples/reproduce.py and examples/alpha_sweep.py end to end on the bundled demo with a tiny model."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def run(script, tiny_model_dir, out, *extra):
+    cmd = [sys.executable, str(EXAMPLES / script), "--model", str(tiny_model_dir), "--out", str(out),
+           "--train-data", "lareqa-demo", "--train-langs", "en,de", "--eval-dataset", "lareqa-demo",
+           "--steps", "3", "--batch-size", "4", "--lr", "1e-3", *extra]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_reproduce_trains_evaluates_and_summarizes(tiny_model_dir, tmp_path):
+    out = run("reproduce.py", tiny_model_dir, tmp_path)
+    for sampling in ["xx", "xy", "hybrid"]:
+        log = (tmp_path / "models" / sampling / "train_log.jsonl").read_text().splitlines()
+        kinds = {json.loads(line)["kind"] for line in log}
+        assert len(log) == 3 and kinds <= ({"xx", "xy"} if sampling == "hybrid" else {sampling})
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["reports"]) == {"zero-shot", "BM25", "X-X-mono", "X-Y", "hybrid"}
+    assert set(summary["parts"]["hybrid"]) == {"seen", "unseen"}  # fr was never trained on
+    assert set(summary["tests"]) == {"X-X-mono", "X-Y"}
+    assert "| hybrid | unseen |" in out and "LaBSE hybrid" in out
+    # a second run reuses everything (no training step is repeated)
+    run("reproduce.py", tiny_model_dir, tmp_path)
+    assert len((tmp_path / "models" / "hybrid" / "train_log.jsonl").read_text().splitlines()) == 3
+
+
+def test_alpha_sweep(tiny_model_dir, tmp_path):
+    run("alpha_sweep.py", tiny_model_dir, tmp_path, "--alphas", "0,1")
+    points = json.loads((tmp_path / "sweep.json").read_text())
+    assert [p["alpha"] for p in points] == [0.0, 1.0]
+    kinds = {json.loads(line)["kind"] for line in (tmp_path / "sweep" / "alpha-0" / "model" / "train_log.jsonl").read_text().splitlines()}
+    assert kinds == {"xy"}
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
