@@ -124,7 +124,7 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         return list(self._load()[0]["langs"])
 
     def lang_ids(self, langs: Optional[Sequence[str]]) -> Optional[np.ndarray]:
-        """Positions of the documents in ``langs`` (``None`` means every document)."""
+        """Positions of the documents in ``langs``; ``None`` when that is every document (no filter needed)."""
         if langs is None:
             return None
         meta, _, _, codes = self._load()
@@ -132,7 +132,8 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         if unknown:
             raise ValueError(f"unknown language filter {unknown}; this index has {meta['langs']}")
         wanted = [meta["langs"].index(lang) for lang in langs]
-        return np.flatnonzero(np.isin(codes, wanted)).astype(np.int64)
+        ids = np.flatnonzero(np.isin(codes, wanted)).astype(np.int64)
+        return None if len(ids) == meta["doc_count"] else ids
 
     def _queries(self, query_vecs: np.ndarray) -> np.ndarray:
         q = np.ascontiguousarray(query_vecs, dtype=np.float32)
@@ -152,8 +153,6 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         meta, index, _, _ = self._load()
         q = self._queries(query_vecs)
         ids = self.lang_ids(langs)
-        if ids is not None and len(ids) == meta["doc_count"]:
-            ids = None
         allowed = meta["doc_count"] if ids is None else len(ids)
         k = allowed if k is None else min(k, allowed)
         if k == 0 or len(q) == 0:

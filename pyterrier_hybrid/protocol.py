@@ -196,9 +196,7 @@ class RetrieverRanker:
         scores, ids = self.rank(x, [y])
         ids = _break_ties(scores[rows], ids[rows], docno_order)
         sl = self.split.lang_slices[y]
-        inv = _rank_matrix(ids, sl.start, sl.stop - sl.start)
-        ranks = np.take_along_axis(inv, np.maximum(docs - sl.start, 0), axis=1)
-        return np.where(docs >= 0, ranks, -1)
+        return _ranks_of(_rank_matrix(ids, sl.start, sl.stop - sl.start), docs, sl.start)
 
     def rank(self, x: str, doc_langs: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
         topics = self.split.queries[x][["qid", "query"]]
@@ -244,6 +242,11 @@ def _rank_matrix(ids: np.ndarray, offset: int, n: int) -> np.ndarray:
     cols = np.where(ids >= 0, ids - offset, n)
     np.put_along_axis(inv, cols, np.arange(1, ids.shape[1] + 1, dtype=np.int32)[None, :], axis=1)
     return inv[:, :n]
+
+
+def _ranks_of(inv: np.ndarray, docs: np.ndarray, offset: int) -> np.ndarray:
+    """Look up ``docs`` (``[queries, w]`` positions, -1 = padding) in a rank matrix; padding stays -1."""
+    return np.where(docs >= 0, np.take_along_axis(inv, np.maximum(docs - offset, 0), axis=1), -1)
 
 
 def _padded(rel: List[List[int]]) -> np.ndarray:
@@ -335,7 +338,7 @@ def run_protocol(
             scores, ids = ranker.rank(x, ys)
             ids = _break_ties(scores, ids, docno_order)
             inv = _rank_matrix(ids, 0, n_docs)
-            ranks = np.where(docs >= 0, np.take_along_axis(inv[keep], np.maximum(docs, 0), axis=1), -1)
+            ranks = _ranks_of(inv[keep], docs, 0)
             multi[x] = float(np.mean(average_precisions(ranks)))
             rd[x] = float(np.mean(rank_distances(ranks, (ids[keep] >= 0).sum(axis=1))))
             top = ids[:, :QLS_K]

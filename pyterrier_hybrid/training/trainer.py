@@ -231,9 +231,8 @@ class Trainer:
         losses = []
         for batch in self._val_batches:
             queries, docs, mask = self._inputs(batch)
-            b = len(queries)
             q = self._embed(queries, self.settings.query_max_length)
-            d = torch.cat([self._embed(docs[:b], self.settings.doc_max_length), self._embed(docs[b:], self.settings.doc_max_length)])
+            d = self._embed(docs, self.settings.doc_max_length)  # positives, then negatives
             losses.append(float(info_nce(q, d, self.config.temperature, mask)))
         self.model.train()
         return float(np.mean(losses))
