@@ -78,7 +78,7 @@ def main() -> None:
         dense = index.retriever(encoder, num_results=None, langs=[lang])  # full ranking for AP
         result = pt.Experiment(
             [dense, bm25_index.bm25(num_results=10_000)],
-            ds.get_topics("text"), ds.get_qrels(),
+            ds.get_topics(), ds.get_qrels(),
             eval_metrics=[AP, nDCG @ 10, RR],
             names=["dense (BiEncoder + FaissIndex)", "BM25 (pisa)"],
         )

@@ -40,10 +40,12 @@ class LareqaDoc(NamedTuple):
 
 
 class LareqaQuery(NamedTuple):
-    """A question. ``query_id`` is ``<lang>:<parallel question id>``."""
+    """A question. ``query_id`` is ``<lang>:<parallel question id>``; :func:`id_lang` gives the language.
+
+    Two fields, so PyTerrier's ``get_topics()`` names the text ``query`` with no variant argument.
+    """
     query_id: str
     text: str
-    lang: str
 
     def default_text(self) -> str:
         return self.text
@@ -112,7 +114,7 @@ def parse_squad_sentences(raw: bytes, lang: str, source: str) -> ParsedLanguage:
                 if hit is None:
                     raise bad(f"answer_start {start} of question {qid} lies in no sentence")
                 answers[qid] = ids[hit]
-                queries.append(LareqaQuery(f"{lang}:{qid}", question, lang))
+                queries.append(LareqaQuery(f"{lang}:{qid}", question))
             p_idx += 1
     if not docs or not queries:
         raise bad("it holds no sentences or no questions")

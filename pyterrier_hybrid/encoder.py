@@ -163,7 +163,7 @@ class QueryEncoder(pt.Transformer):
         self.batch_size = encoder.batch_size
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
-        require_columns(inp, ["query"], "query_encoder()", "Use topics with a 'query' column, e.g. get_topics('text').")
+        require_columns(inp, ["query"], "query_encoder()", "Use topics with a 'query' column (PyTerrier topics have one).")
         if len(inp) == 0:
             return inp.assign(query_vec=pd.Series(dtype=object))
         texts = require_texts(inp["query"], "query")

@@ -41,7 +41,8 @@ def test_monolingual_setting():
     assert docs[3].context.startswith("Brenn führte") and docs[3].lang == "de"
     queries = list(ds.queries_iter())
     assert [q.query_id for q in queries] == [f"de:q{i}" for i in range(1, 6)]
-    assert queries[0].lang == "de" and queries[0].text.startswith("Welche Farbe")
+    assert queries[0]._fields == ("query_id", "text") and queries[0].text.startswith("Welche Farbe")
+    assert ds.queries_lang() == "de" and ir_datasets_ext.id_lang(queries[0].query_id) == "de"
     assert qrels("lareqa-demo/de/de") == {(f"de:{q}", d) for q, d in ANSWERS["de"].items()}
 
 
@@ -73,10 +74,10 @@ def test_docstore_lookup():
         store.get("fr:9-9")
 
 
-def test_pyterrier_access_keeps_lang():
+def test_pyterrier_topics_need_no_variant():
     import pyterrier as pt
     ds = pt.get_dataset("irds:lareqa-demo/fr/en")
-    topics = ds.get_topics("text")
+    topics = ds.get_topics()
     assert list(topics.columns) == ["qid", "query"] and len(topics) == 4
     corpus = list(ds.get_corpus_iter(verbose=False))
     assert [d["lang"] for d in corpus] == ["en"] * 9 and corpus[0]["docno"] == "en:0-0"

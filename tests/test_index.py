@@ -174,7 +174,7 @@ def test_pipeline_in_experiment(tiny_model_dir, tmp_path):
     index = FaissIndex(tmp_path / "idx")
     (enc.doc_encoder() >> index).index(ds.get_corpus_iter(verbose=False))
     assert index.langs == ["en", "de", "fr"] and len(index) == 24
-    topics, qrels = pt.get_dataset("irds:lareqa-demo/de/fr").get_topics("text"), pt.get_dataset("irds:lareqa-demo/de/fr").get_qrels()
+    topics, qrels = pt.get_dataset("irds:lareqa-demo/de/fr").get_topics(), pt.get_dataset("irds:lareqa-demo/de/fr").get_qrels()
     pipe = index.retriever(enc, num_results=None, langs=["fr"])
     res = pt.Experiment([pipe], topics, qrels, eval_metrics=[AP], names=["dense"])
     # independent: numpy scores over the 7 French docs

@@ -119,7 +119,7 @@ def test_bm25_through_the_same_interface(tmp_path):
     ds = pt.get_dataset("irds:lareqa-demo/de/de")
     idx = PisaIndex(str(tmp_path / "check"), stemmer="none", text_field="text")
     idx.index(ds.get_corpus_iter(verbose=False))
-    res = pt.Experiment([idx.bm25(num_results=100)], ds.get_topics("text"), ds.get_qrels(), eval_metrics=[AP])
+    res = pt.Experiment([idx.bm25(num_results=100)], ds.get_topics(), ds.get_qrels(), eval_metrics=[AP])
     assert report["matrix"]["de"]["de"] == pytest.approx(res["AP"][0], abs=1e-6)
     assert report["matrix"]["de"]["de"] > 0.5
 

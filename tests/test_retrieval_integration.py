@@ -44,7 +44,7 @@ def numpy_ap(enc, index, x):
 def test_ap_matches_numpy(setup, x):
     enc, index = setup
     ds = pt.get_dataset(f"irds:xquad-r/{x}/en")
-    res = pt.Experiment([index.retriever(enc, num_results=None)], ds.get_topics("text"), ds.get_qrels(),
+    res = pt.Experiment([index.retriever(enc, num_results=None)], ds.get_topics(), ds.get_qrels(),
                         eval_metrics=[AP], names=[f"me5 {x}->en"])
     ours = float(res["AP"][0])
     print(f"xquad-r/{x}/en AP = {ours:.4f}")
@@ -59,7 +59,7 @@ def test_flexindex_interop(setup, tmp_path):
     enc, index = setup
     flex = FlexIndex(str(tmp_path / "flex"), verbose=False)
     (enc.doc_encoder() >> flex).index(pt.get_dataset("irds:xquad-r/en/en").get_corpus_iter(verbose=False))
-    topics = pt.get_dataset("irds:xquad-r/es/en").get_topics("text").head(50)
+    topics = pt.get_dataset("irds:xquad-r/es/en").get_topics().head(50)
     qenc = enc.query_encoder()
     ours = (qenc >> index.retriever(num_results=10))(topics)
     theirs = (qenc >> flex.np_retriever(num_results=10))(topics)
