@@ -7,19 +7,11 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-E5_PREFIXES = {"query_prefix": "query: ", "doc_prefix": "passage: "}
-
-
 def load_encoder(model: str, doc_text: str, batch_size: int, verbose: bool = True):
-    """A BiEncoder with the CLI defaults: mean pooling and E5 prefixes unless the model directory says otherwise."""
+    """A BiEncoder whose settings follow the one rule of :func:`~pyterrier_hybrid.model_dir.resolve_settings`."""
     from .encoder import BiEncoder
-    from .model_dir import read_settings
 
-    found = read_settings(model) if Path(model).is_dir() else {}
-    defaults = {k: v for k, v in E5_PREFIXES.items() if k not in found}
-    if "pooling" not in found:
-        defaults["pooling"] = "mean"
-    return BiEncoder(model, doc_text=doc_text, batch_size=batch_size, verbose=verbose, **defaults)
+    return BiEncoder(model, doc_text=doc_text, batch_size=batch_size, verbose=verbose)
 
 
 def _langs(value: Optional[str]) -> Optional[List[str]]:
@@ -63,7 +55,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     import torch
     import torch.distributed as dist
 
-    from .model_dir import EncoderSettings, read_settings
+    from .model_dir import resolve_settings
     from .training import TrainConfig, Trainer, load_source, make_sampler, split_validation
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
@@ -75,9 +67,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         sources, val_sources = zip(*(split_validation(s, args.val_fraction) for s in sources))
         val_sampler = make_sampler(args.sampling, list(val_sources), args.batch_size, args.alpha, args.seed + 1)
     sampler = make_sampler(args.sampling, list(sources), args.batch_size, args.alpha, args.seed)
-    found = read_settings(args.model) if Path(args.model).is_dir() else {}
-    settings = EncoderSettings(**{**E5_PREFIXES, **found, "query_max_length": args.query_max_length,
-                                  "doc_max_length": args.doc_max_length})
+    settings = resolve_settings(args.model, query_max_length=args.query_max_length, doc_max_length=args.doc_max_length)
     config = TrainConfig(steps=args.steps, lr=args.lr, weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
                          temperature=args.temperature, grad_cache_chunk=args.grad_cache_chunk, amp=args.amp,
                          checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, patience=args.patience)

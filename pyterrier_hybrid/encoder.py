@@ -1,7 +1,6 @@
 """BiEncoder: a shared-weight dual encoder over any Hugging Face encoder, as PyTerrier transformers."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import List, Literal, Optional, Sequence, Union
 
@@ -13,7 +12,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from ._checks import require_columns, require_texts
-from .model_dir import EncoderSettings, read_settings
+from .model_dir import resolve_settings
 
 DocText = Literal["sentence", "sentence+context"]
 DOC_TEXTS = ("sentence", "sentence+context")
@@ -31,8 +30,9 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
 class BiEncoder:
     """A dual encoder with shared weights for queries and passages; scores are inner products.
 
-    Settings left as ``None`` come from the model directory's sentence-transformers files
-    (pooling, normalisation, prompts, max length), then from :class:`EncoderSettings` defaults.
+    Settings left as ``None`` come from the model's sentence-transformers files (pooling, normalisation,
+    prompts, max length), in its directory or on the Hugging Face Hub, then from the rule of
+    :func:`~pyterrier_hybrid.model_dir.resolve_settings` (known families' documented prefixes).
 
     Args:
         model: a Hugging Face name or local directory, or an already-loaded ``PreTrainedModel``.
@@ -70,17 +70,15 @@ class BiEncoder:
     ):
         if isinstance(model, (str, Path)):
             self.name = str(model)
-            found = read_settings(model) if Path(model).is_dir() else {}
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(self.name)
             model = AutoModel.from_pretrained(self.name)
         else:
             if tokenizer is None:
                 raise ValueError("pass the tokenizer together with an already-loaded model")
             self.name = getattr(model, "name_or_path", type(model).__name__)
-            found = read_settings(self.name) if Path(self.name).is_dir() else {}
-        given = dict(pooling=pooling, normalize=normalize, query_prefix=query_prefix, doc_prefix=doc_prefix,
-                     query_max_length=query_max_length, doc_max_length=doc_max_length)
-        self.settings = replace(EncoderSettings(**found), **{k: v for k, v in given.items() if v is not None})
+        self.settings = resolve_settings(
+            self.name, pooling=pooling, normalize=normalize, query_prefix=query_prefix, doc_prefix=doc_prefix,
+            query_max_length=query_max_length, doc_max_length=doc_max_length)
         if doc_text not in DOC_TEXTS:
             raise ValueError(f"doc_text={doc_text!r} is not supported; use one of {DOC_TEXTS}")
         if dtype not in _DTYPES:

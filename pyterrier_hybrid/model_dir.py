@@ -1,4 +1,4 @@
-"""Encoder settings stored beside a Hugging Face checkpoint, in sentence-transformers' layout.
+"""Encoder settings: read from / written to sentence-transformers' files, and the one rule for prefixes.
 
 Reading and writing the same files sentence-transformers uses (``modules.json``,
 ``1_Pooling/config.json``, ``config_sentence_transformers.json``, ``sentence_bert_config.json``)
@@ -7,9 +7,13 @@ means our trained models load in sentence-transformers, and theirs load in :clas
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+import logging
+import re
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Dict, Literal, Optional
+from typing import Any, Callable, Dict, Literal, Optional, Tuple
+
+logger = logging.getLogger("pyterrier_hybrid")
 
 Pooling = Literal["mean", "cls"]
 POOLINGS = ("mean", "cls")
@@ -41,41 +45,105 @@ class EncoderSettings:
             raise ValueError("query_max_length and doc_max_length must be positive")
 
 
-def _read_json(path: Path) -> Optional[Dict[str, Any]]:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+#: Documented prefixes of model families that state none in their files: (name pattern, query, passage).
+KNOWN_PREFIXES: Tuple[Tuple[str, str, str], ...] = (
+    (r"(^|/)(multilingual-)?e5-(small|base|large)(-v2)?$", "query: ", "passage: "),  # intfloat E5, not -instruct
+    (r"(^|/)nomic-embed-text-v1(\.5)?$", "search_query: ", "search_document: "),
+)
 
 
-def read_settings(model_dir: str | Path) -> Dict[str, Any]:
-    """The :class:`EncoderSettings` fields a model directory specifies (sentence-transformers files)."""
-    root = Path(model_dir)
+def _file_finder(model: str | Path) -> Callable[[str], Optional[Path]]:
+    """Finds a model's files: in its directory, or through huggingface_hub (its cache, when offline)."""
+    root = Path(model)
+    if root.is_dir():
+        return lambda name: root / name if (root / name).is_file() else None
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    def find(name: str) -> Optional[Path]:
+        try:
+            return Path(hf_hub_download(str(model), name))
+        except (EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError):
+            return None  # not in the repository, or offline and not cached: the file states nothing
+
+    return find
+
+
+def read_settings(model: str | Path) -> Dict[str, Any]:
+    """The :class:`EncoderSettings` fields a model specifies in its sentence-transformers files.
+
+    Args:
+        model: a local directory, or a Hugging Face name (looked up in the Hub, or its local cache offline).
+    """
+    find = _file_finder(model)
+
+    def read_json(name: str) -> Optional[Any]:
+        path = find(name)
+        return json.loads(path.read_text(encoding="utf-8")) if path is not None else None
+
     found: Dict[str, Any] = {}
-    modules = _read_json(root / "modules.json") or []
+    modules = read_json("modules.json") or []
     for module in modules:
         kind = module.get("type", "")
         if kind.endswith("models.Pooling"):
-            pool = _read_json(root / module.get("path", "") / "config.json") or {}
+            pool = read_json(f"{module.get('path', '')}/config.json".lstrip("/")) or {}
             if pool.get("pooling_mode_cls_token"):
                 found["pooling"] = "cls"
             elif pool.get("pooling_mode_mean_tokens"):
                 found["pooling"] = "mean"
             else:
                 modes = [k for k, v in pool.items() if k.startswith("pooling_mode") and v]
-                raise ValueError(f"{root} uses pooling {modes}; BiEncoder supports mean and cls only")
+                raise ValueError(f"{model} uses pooling {modes}; BiEncoder supports mean and cls only")
     if modules:
         found["normalize"] = any(m.get("type", "").endswith("models.Normalize") for m in modules)
-    prompts = (_read_json(root / "config_sentence_transformers.json") or {}).get("prompts") or {}
+    prompts = (read_json("config_sentence_transformers.json") or {}).get("prompts") or {}
     if "query" in prompts:
         found["query_prefix"] = prompts["query"]
     for key in ("passage", "document", "doc"):
         if key in prompts:
             found["doc_prefix"] = prompts[key]
             break
-    bert = _read_json(root / "sentence_bert_config.json") or {}
+    bert = read_json("sentence_bert_config.json") or {}
     if bert.get("max_seq_length"):
         found["doc_max_length"] = int(bert["max_seq_length"])
-    hybrid = _read_json(root / "pyterrier_hybrid.json") or {}
+    hybrid = read_json("pyterrier_hybrid.json") or {}
     found.update({k: v for k, v in hybrid.items() if k in EncoderSettings.__dataclass_fields__})
     return found
+
+
+def family_prefixes(name: str) -> Optional[Tuple[str, str]]:
+    """The documented (query, passage) prefixes of a known model family, by its Hugging Face name."""
+    for pattern, query, doc in KNOWN_PREFIXES:
+        if re.search(pattern, str(name).rstrip("/"), flags=re.IGNORECASE):
+            return query, doc
+    return None
+
+
+def resolve_settings(model: str | Path, **given: Any) -> EncoderSettings:
+    """The settings to encode with, by one rule used by :class:`BiEncoder`, the trainer and the CLI.
+
+    In order: what the caller gives (``None`` = not given); what the model's files state; for prefixes
+    the model states nothing about, its family's documented prefixes (:data:`KNOWN_PREFIXES`); else none.
+    A model that states no prefixes never silently gets another family's: the choice is logged.
+
+    Args:
+        model: a local directory or a Hugging Face name.
+        given: :class:`EncoderSettings` fields set by the caller.
+    """
+    unknown = set(given) - {f.name for f in fields(EncoderSettings)}
+    if unknown:
+        raise TypeError(f"unknown encoder settings {sorted(unknown)}")
+    found = read_settings(model)
+    given = {k: v for k, v in given.items() if v is not None}
+    if not {"query_prefix", "doc_prefix"} & (set(found) | set(given)):
+        known = family_prefixes(model)
+        if known:
+            found["query_prefix"], found["doc_prefix"] = known
+            logger.info("%s states no prompts; using its family's documented prefixes %r / %r", model, *known)
+        else:
+            logger.warning("%s states no prompts and is no known family; encoding without query/passage "
+                           "prefixes (pass query_prefix= / doc_prefix= to set them)", model)
+    return replace(EncoderSettings(**found), **given)
 
 
 def write_settings(model_dir: str | Path, settings: EncoderSettings, dim: int) -> None:

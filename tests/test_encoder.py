@@ -132,3 +132,55 @@ def test_bad_settings(tiny_model_dir):
         ph.BiEncoder(tiny_model_dir, pooling="max")
     with pytest.raises(ValueError, match="doc_text='title'"):
         ph.BiEncoder(tiny_model_dir, doc_text="title")
+
+
+HUB_SCRIPT = """
+import sys, numpy as np, pyterrier_hybrid as ph
+hub, local = ph.BiEncoder(sys.argv[1]), ph.BiEncoder(sys.argv[2])
+assert hub.settings == local.settings, (hub.settings, local.settings)
+texts = ["Wo liegt das Tagebuch?", "Le phare fut peint en rouge."]
+np.save(sys.argv[3], np.stack([hub.encode_queries(texts), local.encode_queries(texts),
+                               hub.encode_docs(texts), local.encode_docs(texts)]))
+print(repr(hub.settings))
+"""
+
+
+def test_hub_name_reads_the_same_settings_as_its_local_directory(tiny_model_dir, tmp_path):
+    import subprocess
+    import sys
+    from conftest import make_fake_hub_cache
+    local = tmp_path / "local"
+    import shutil
+    shutil.copytree(tiny_model_dir, local)
+    write_settings(local, EncoderSettings(pooling="cls", query_prefix="q> ", doc_prefix="d> ", doc_max_length=40), dim=32)
+    cache = make_fake_hub_cache(local, "acme/tiny-encoder", tmp_path / "hub")
+    env = {**__import__("os").environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", HUB_SCRIPT, "acme/tiny-encoder", str(local), str(tmp_path / "v.npy")],
+                          env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "pooling='cls'" in done.stdout and "query_prefix='q> '" in done.stdout and "doc_max_length=40" in done.stdout
+    hq, lq, hd, ld = np.load(tmp_path / "v.npy")
+    assert np.array_equal(hq, lq) and np.array_equal(hd, ld)
+    assert not np.allclose(hq, hd)  # the prefixes differ, so the vectors do
+
+
+def test_prefix_rule(tiny_model_dir, caplog):
+    from pyterrier_hybrid.model_dir import family_prefixes, resolve_settings
+    assert family_prefixes("intfloat/multilingual-e5-small") == ("query: ", "passage: ")
+    assert family_prefixes("intfloat/e5-base-v2") == ("query: ", "passage: ")
+    assert family_prefixes("intfloat/multilingual-e5-large-instruct") is None  # instructions, not these prefixes
+    assert family_prefixes("sentence-transformers/LaBSE") is None
+    with caplog.at_level("INFO", logger="pyterrier_hybrid"):
+        plain = resolve_settings(tiny_model_dir)  # states no prompts, no known family
+    assert (plain.query_prefix, plain.doc_prefix) == ("", "")
+    assert any(r.levelname == "WARNING" and "no known family" in r.getMessage() for r in caplog.records)
+    assert resolve_settings(tiny_model_dir, query_prefix="Q: ").query_prefix == "Q: "
+
+
+def test_known_family_name_gets_its_prefixes_only_when_its_files_state_none(tiny_model_dir, tmp_path):
+    from pyterrier_hybrid.model_dir import resolve_settings
+    import shutil
+    e5 = shutil.copytree(tiny_model_dir, tmp_path / "multilingual-e5-small")
+    assert (resolve_settings(e5).query_prefix, resolve_settings(e5).doc_prefix) == ("query: ", "passage: ")
+    write_settings(e5, EncoderSettings(query_prefix="", doc_prefix=""), dim=32)  # stated: no prefixes
+    assert (resolve_settings(e5).query_prefix, resolve_settings(e5).doc_prefix) == ("", "")

@@ -37,10 +37,11 @@ def test_negative_mask_hides_false_negatives_and_empty_slots():
     assert mask.tolist() == [[False, False, True, True], [False, False, False, True]]
 
 
-def trainer(model, source, out, seed=0, **config):
+def trainer(model, source, out, seed=0, settings=None, **config):
     torch.manual_seed(seed)
     sampler = HybridBatchSampler(source, batch_size=4, alpha=0.5, seed=seed)
-    return Trainer(str(model), sampler, out, TrainConfig(**{"steps": 6, "lr": 5e-4, "checkpoint_every": 3, **config}), verbose=False)
+    return Trainer(str(model), sampler, out, TrainConfig(**{"steps": 6, "lr": 5e-4, "checkpoint_every": 3, **config}),
+                   settings=settings, verbose=False)
 
 
 def grads(t, batch):
@@ -115,7 +116,8 @@ def test_resume_after_kill_reproduces_the_run(tiny_model_dir, demo, tmp_path):
 
 
 def test_output_loads_in_biencoder_and_sentence_transformers(tiny_model_dir, demo, tmp_path):
-    out = trainer(tiny_model_dir, demo, tmp_path / "m", steps=2).train()
+    e5 = ph.EncoderSettings(query_prefix="query: ", doc_prefix="passage: ")
+    out = trainer(tiny_model_dir, demo, tmp_path / "m", steps=2, settings=e5).train()
     enc = ph.BiEncoder(out)
     assert enc.settings.query_prefix == "query: " and enc.settings.doc_prefix == "passage: "
     from sentence_transformers import SentenceTransformer

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
 
 from ..encoder import pool
-from ..model_dir import EncoderSettings, read_settings, write_settings
+from ..model_dir import EncoderSettings, resolve_settings, write_settings
 from .loss import info_nce, negative_mask
 from .samplers import Batch
 
@@ -91,7 +91,7 @@ class Trainer:
         sampler: a batch sampler (``MonolingualBatchSampler``, ``CrossLingualBatchSampler``, ``HybridBatchSampler``).
         out_dir: the output model directory (also holds the log and the checkpoint).
         config: the hyper-parameters.
-        settings: pooling, prefixes and max lengths; default: the model directory's, else E5 style.
+        settings: pooling, prefixes and max lengths; default: :func:`~pyterrier_hybrid.model_dir.resolve_settings`.
         val_sampler: batches for the validation loss (early stopping).
         device: defaults to CUDA when available (the local rank's GPU under torchrun).
         verbose: show a progress bar (rank 0 only).
@@ -114,8 +114,7 @@ class Trainer:
         self.model_name, self.sampler, self.config, self.val_sampler = str(model), sampler, config, val_sampler
         self.out = Path(out_dir)
         self.verbose = verbose and self.rank == 0
-        found = read_settings(model) if Path(model).is_dir() else {}
-        self.settings = settings or EncoderSettings(**{"query_prefix": "query: ", "doc_prefix": "passage: ", **found})
+        self.settings = settings or resolve_settings(model)
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         self.model = AutoModel.from_pretrained(model).to(self.device)
         exempt = {n for n, _ in self.model.named_parameters() if n.endswith("bias") or "norm" in n.lower()}  # as BERT
