@@ -5,6 +5,8 @@ import sys
 from pathlib import Path
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+sys.path.insert(0, str(EXAMPLES))
+import reproduce  # noqa: E402
 
 
 def run(script, tiny_model_dir, out, *extra):
@@ -26,6 +28,7 @@ def test_reproduce_trains_evaluates_and_summarizes(tiny_model_dir, tmp_path):
     assert set(summary["reports"]) == {"zero-shot", "BM25", "X-X-mono", "X-Y", "hybrid"}
     assert set(summary["parts"]["hybrid"]) == {"seen", "unseen"}  # fr was never trained on
     assert set(summary["tests"]) == {"X-X-mono", "X-Y"}
+    assert summary["tests"]["X-Y"]["multi_direction"] in out  # the remark is written next to its p-value
     assert "| hybrid | unseen |" in out and "LaBSE hybrid" in out
     # a second run reuses everything (no training step is repeated)
     run("reproduce.py", tiny_model_dir, tmp_path)
@@ -39,3 +42,20 @@ def test_alpha_sweep(tiny_model_dir, tmp_path):
     kinds = {json.loads(line)["kind"] for line in (tmp_path / "sweep" / "alpha-0" / "model" / "train_log.jsonl").read_text().splitlines()}
     assert kinds == {"xy"}
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def _report(multi, rd, cell):
+    langs = ["en", "de", "fr", "es", "it", "nl"]
+    return {"matrix": {x: {y: cell + i + j for j, y in enumerate(langs)} for i, x in enumerate(langs)},
+            "multi_by_lang": dict(zip(langs, multi)), "rank_distance": dict(zip(langs, rd))}
+
+
+def test_paired_tests_say_in_how_many_languages_hybrid_moved():
+    hybrid = _report([0.5, 0.6, 0.7, 0.5, 0.6, 0.7], [10, 20, 30, 40, 50, 60], 0.5)
+    other = _report([0.4, 0.5, 0.6, 0.4, 0.5, 0.6], [11, 19, 31, 39, 52, 58], 0.4)
+    t = reproduce.paired_tests(hybrid, other)
+    assert t["multi_direction"] == "hybrid higher in all 6"
+    assert t["multi_p"] == 0.03125  # 2 / 2**6, the smallest exact two-sided p-value for 6 pairs
+    assert t["rank_distance_direction"] == "hybrid higher in 3, lower in 3 of 6"
+    assert reproduce.direction([1, 2], [3, 4]) == "hybrid lower in all 2"
+    assert reproduce.direction([1, 2, 3], [1, 1, 4]) == "hybrid higher in 1, lower in 1 of 3"  # one tie
