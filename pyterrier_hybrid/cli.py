@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -22,6 +23,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from .protocol import DenseRanker, RetrieverRanker, run_protocol
     from .report import to_markdown
 
+    if args.update_card:
+        from .training.model_card import CARD
+        if args.bm25 or not (Path(args.model) / CARD).is_file():  # say so before the long evaluation, not after
+            raise FileNotFoundError(f"--update-card: {'BM25' if args.bm25 else Path(args.model) / CARD} has no model "
+                                    "card (README.md does not exist); only pyterrier-hybrid train writes one")
     if args.bm25:
         from .sparse import bm25_builder
         import tempfile
@@ -35,6 +41,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                           out_dir=args.out, name=name)
     print(to_markdown(report))
     print(f"wrote {Path(args.out) / 'report.json'}, report.md and matrix.png")
+    if args.update_card:
+        from .training.model_card import append_evaluation
+        card = append_evaluation(args.model, report, command=shlex.join(["pyterrier-hybrid", *sys.argv[1:]]))
+        print(f"added the summary to {card}")
 
 
 def cmd_index(args: argparse.Namespace) -> None:
@@ -55,11 +65,22 @@ def cmd_train(args: argparse.Namespace) -> None:
     import torch
     import torch.distributed as dist
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    try:
+        _train(args)
+    finally:
+        # an undestroyed process group can abort the process at exit ("terminate called without an active exception")
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _train(args: argparse.Namespace) -> None:
+    import torch
+
     from .model_dir import resolve_settings
     from .training import TrainConfig, Trainer, load_source, make_sampler, split_validation
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
     langs = _langs(args.langs)
     sources = [load_source(spec, langs) for spec in args.data]
     val_sampler = None
@@ -93,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--langs", help="comma-separated languages to restrict the evaluation to, e.g. ar,de,en")
     ev.add_argument("--batch-size", type=int, default=64)
     ev.add_argument("--cache-dir", help="reuse encoded vectors across runs from this directory")
+    ev.add_argument("--update-card", action="store_true",
+                    help="add the report's summary to the model directory's model card (README.md)")
     ev.set_defaults(func=cmd_evaluate)
 
     tr = sub.add_parser("train", help="train a dual encoder with X-X-mono, X-Y or hybrid batches")

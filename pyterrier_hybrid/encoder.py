@@ -87,6 +87,7 @@ class BiEncoder:
         if self.device.type == "cpu" and dtype != "float32":
             raise ValueError(f"dtype={dtype} needs a CUDA device; use dtype='float32' on CPU")
         self.doc_text = doc_text
+        self.dtype = dtype
         self.batch_size = batch_size
         self.verbose = verbose
         self.tokenizer = tokenizer
@@ -96,6 +97,16 @@ class BiEncoder:
     def dim(self) -> int:
         """The vector size."""
         return int(self.model.config.hidden_size)
+
+    def identity(self) -> tuple:
+        """Everything that changes the vectors: the weights (by file), settings, text mode, dtype, device, batching."""
+        root = Path(self.name)
+        files = ()
+        if root.is_dir():  # a model retrained into the same directory must not look the same
+            files = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.iterdir())
+                          if p.is_file() and p.name != "README.md")  # the card changes with evaluations, not weights
+            root = root.resolve()
+        return (str(root), files, self.settings, self.doc_text, self.dtype, self.device.type, self.batch_size)
 
     def _encode(self, first: List[str], second: Optional[List[str]], max_length: int, desc: str) -> np.ndarray:
         out = np.empty((len(first), self.dim), dtype=np.float32)

@@ -311,8 +311,9 @@ def _check_chunk(chunk: List[Dict], offset: int, lang_names: List[str], dim: Opt
     codes = np.empty(len(chunk), dtype=np.int16)
     for i, d in enumerate(chunk):
         docno = d.get("docno")
-        if not isinstance(docno, str) or not docno or "\n" in docno:
-            raise ValueError(f"document {offset + i} has docno {docno!r}; docnos must be non-empty one-line strings")
+        if not isinstance(docno, str) or not docno or "\n" in docno or "\r" in docno:
+            raise ValueError(f"document {offset + i} has docno {docno!r}; docnos must be non-empty one-line strings "
+                             "(no line breaks: \\n or \\r)")
         lang = d.get("lang")
         if lang is None:
             codes[i] = -1

@@ -15,7 +15,6 @@ Ties in score are broken by doc_id, descending, as trec_eval does.
 from __future__ import annotations
 
 import hashlib
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from tqdm.auto import tqdm
 
 from ir_datasets_ext import FAMILIES, parallel_id
 
+from ._atomic import atomic_write
 from .encoder import BiEncoder
 from .index import FaissIndex
 
@@ -97,7 +97,8 @@ class DenseRanker:
 
     Args:
         encoder: the model.
-        cache_dir: where to keep encoded vectors between runs (keyed by model, settings and texts).
+        cache_dir: where to keep encoded vectors between runs (keyed by the texts and everything in
+            :meth:`BiEncoder.identity`: weights, settings, dtype, device, batching).
     """
 
     def __init__(self, encoder: BiEncoder, cache_dir: Optional[str | Path] = None):
@@ -105,18 +106,11 @@ class DenseRanker:
         self.encode_s = 0.0
 
     def _key(self, kind: str, texts: Sequence[str]) -> str:
-        h = hashlib.sha1(repr((self._model_identity(), self.encoder.settings, self.encoder.doc_text, kind)).encode())
+        h = hashlib.sha1(repr((self.encoder.identity(), kind)).encode())
         for t in texts:
             h.update(t.encode("utf-8"))
             h.update(b"\0")
         return h.hexdigest()
-
-    def _model_identity(self) -> Tuple:
-        root = Path(self.encoder.name)
-        if root.is_dir():  # a retrained model in the same directory must not hit the old cache
-            return (str(root.resolve()),) + tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                                                  for p in sorted(root.glob("*.safetensors")) + sorted(root.glob("*.bin")))
-        return (self.encoder.name,)
 
     def _cached(self, kind: str, texts: List[str], encode: Callable[[], np.ndarray]) -> np.ndarray:
         path = self.cache_dir / f"{self._key(kind, texts)}.npy" if self.cache_dir else None
@@ -129,9 +123,7 @@ class DenseRanker:
         self.encode_s += time.perf_counter() - start
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(f".tmp{os.getpid()}.npy")
-            np.save(tmp, vecs)
-            os.replace(tmp, path)
+            atomic_write(path, lambda tmp: _save_npy(tmp, vecs))
         return vecs
 
     def prepare(self, split: Split, workdir: Path) -> None:
@@ -214,6 +206,11 @@ class RetrieverRanker:
         ids[rows, cols] = res["docno"].map(self.position).to_numpy()
         scores[rows, cols] = res["score"].to_numpy()
         return scores, ids
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would add ".npy" to a temporary name
+        np.save(f, array, allow_pickle=False)
 
 
 def _break_ties(scores: np.ndarray, ids: np.ndarray, docno_order: np.ndarray) -> np.ndarray:

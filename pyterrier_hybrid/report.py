@@ -2,24 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Callable
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure  # drawn without pyplot: the user's plotting backend is left alone
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+from ._atomic import atomic_write, atomic_write_text
 
 
 def _fmt(v: float, digits: int = 3) -> str:
@@ -62,7 +50,8 @@ def plot_matrix(report: dict, path: Path) -> None:
     """A heatmap of the query-language x document-language mAP matrix."""
     langs = report["langs"]
     values = np.array([[report["matrix"][x].get(y, np.nan) for y in langs] for x in langs])
-    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(langs), 0.8 + 0.55 * len(langs)))
+    fig = Figure(figsize=(1.0 + 0.6 * len(langs), 0.8 + 0.55 * len(langs)))
+    ax = fig.subplots()
     im = ax.imshow(values, cmap="viridis", vmin=0.0, vmax=1.0)
     ax.set_xticks(range(len(langs)), langs)
     ax.set_yticks(range(len(langs)), langs)
@@ -76,14 +65,13 @@ def plot_matrix(report: dict, path: Path) -> None:
     ax.set_title(f"{report['name'] or 'system'}: mAP on {report['dataset']}", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    _atomic(path, lambda p: fig.savefig(p, dpi=120, format="png"))
-    plt.close(fig)
+    atomic_write(path, lambda p: fig.savefig(p, dpi=120, format="png"))
 
 
 def write_report(report: dict, out_dir: str | Path) -> None:
     """Write ``report.json``, ``report.md`` and ``matrix.png`` into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic(out / "report.json", lambda p: p.write_text(json.dumps(report, indent=2, allow_nan=True)))
-    _atomic(out / "report.md", lambda p: p.write_text(to_markdown(report), encoding="utf-8"))
+    atomic_write_text(out / "report.json", json.dumps(report, indent=2, allow_nan=True))
+    atomic_write_text(out / "report.md", to_markdown(report))
     plot_matrix(report, out / "matrix.png")

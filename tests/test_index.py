@@ -136,6 +136,9 @@ def test_bad_documents(tmp_path):
         FaissIndex(tmp_path / "c").index([{"docno": "d1", "doc_vec": np.array([np.nan, 1.0])}])
     with pytest.raises(ValueError, match="nothing to index"):
         FaissIndex(tmp_path / "d").index([])
+    for bad in ["de:1\r2", "de:1\n2"]:  # either would split into two docnos when docnos.txt is read back
+        with pytest.raises(ValueError, match=r"document 1 has docno .*no line breaks"):
+            FaissIndex(tmp_path / "e").index([{"docno": "ok", "doc_vec": np.ones(2)}, {"docno": bad, "doc_vec": np.ones(2)}])
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no half-written directories
 
 

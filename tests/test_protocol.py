@@ -96,7 +96,14 @@ def test_cache_skips_encoding(enc, tmp_path):
     assert a["matrix"] == b["matrix"] and len(list(tmp_path.glob("*.npy"))) == 4
 
 
-def test_ties_are_broken_by_docno_descending():
+@pytest.mark.parametrize("change", [{"batch_size": 3}, {"doc_max_length": 9}, {"doc_prefix": "p: "},
+                                    {"doc_text": "sentence+context"}], ids=lambda c: next(iter(c)))
+def test_cache_misses_when_anything_that_changes_vectors_changes(enc, tiny_model_dir, tmp_path, change):
+    run_protocol(DenseRanker(enc, cache_dir=tmp_path), "lareqa-demo", langs=["en"], verbose=False)
+    other = DenseRanker(ph.BiEncoder(tiny_model_dir, **{"batch_size": enc.batch_size, **change}), cache_dir=tmp_path)
+    run_protocol(other, "lareqa-demo", langs=["en"], verbose=False)
+    assert other.encode_s > 0 and len(list(tmp_path.glob("*.npy"))) == 4  # new query and doc vectors
+
     from pyterrier_hybrid.protocol import _break_ties
     scores = np.array([[3, 2, 2, 2, 1, 1], [5, 4, 3, 2, 1, 0]], dtype=np.float32)
     ids = np.array([[0, 1, 2, 3, 4, 5], [5, 4, 3, 2, 1, 0]])
@@ -122,6 +129,37 @@ def test_bm25_through_the_same_interface(tmp_path):
     res = pt.Experiment([idx.bm25(num_results=100)], ds.get_topics(), ds.get_qrels(), eval_metrics=[AP])
     assert report["matrix"]["de"]["de"] == pytest.approx(res["AP"][0], abs=1e-6)
     assert report["matrix"]["de"]["de"] > 0.5
+
+
+def test_report_leaves_the_plotting_backend_alone(report, tmp_path):
+    (tmp_path / "r.json").write_text(json.dumps(report))
+    code = ("import json, sys, matplotlib; matplotlib.use('svg'); from pyterrier_hybrid.report import write_report; "
+            "write_report(json.load(open(sys.argv[1])), sys.argv[2]); print(matplotlib.get_backend())")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r.json"), str(tmp_path / "out")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "svg" and (tmp_path / "out" / "matrix.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_evaluate_updates_the_model_card(tiny_model_dir, tmp_path):
+    from pyterrier_hybrid import HybridBatchSampler, TrainConfig, Trainer
+    from pyterrier_hybrid.training import from_lareqa
+    model = Trainer(str(tiny_model_dir), HybridBatchSampler(from_lareqa("lareqa-demo"), 4), tmp_path / "m",
+                    TrainConfig(steps=1), verbose=False).train()
+    args = [sys.executable, "-m", "pyterrier_hybrid.cli", "evaluate", "--dataset", "lareqa-demo", "--model", str(model),
+            "--langs", "en,de", "--update-card"]
+    for out in ["r1", "r2"]:  # the second run replaces the first one's section
+        done = subprocess.run(args + ["--out", str(tmp_path / out)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+    card = (model / "README.md").read_text()
+    rep = json.loads((tmp_path / "r2" / "report.json").read_text())
+    assert card.count("## Evaluation: lareqa-demo (2 languages") == 1 and card.startswith("---\n")
+    m = rep["mAP"]
+    assert f"| {m['mono']:.3f} | {m['cross']:.3f} | {m['multi']:.3f} | {rep['rank_distance']['macro']:.1f} |" in card
+    assert "--out " + str(tmp_path / "r2") in card
+    bad = subprocess.run(args[:6] + ["--model", str(tiny_model_dir), "--out", str(tmp_path / "r3"), "--update-card"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "README.md does not exist" in bad.stderr
 
 
 def test_cli_evaluate(tiny_model_dir, tmp_path):

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 import pyterrier_hybrid as ph
 from pyterrier_hybrid import HybridBatchSampler, TrainConfig, Trainer
-from pyterrier_hybrid.training import from_lareqa, info_nce, negative_mask
+from pyterrier_hybrid.training import ParallelSource, from_lareqa, info_nce, negative_mask
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +37,9 @@ def test_negative_mask_hides_false_negatives_and_empty_slots():
     assert mask.tolist() == [[False, False, True, True], [False, False, False, True]]
 
 
-def trainer(model, source, out, seed=0, settings=None, **config):
-    torch.manual_seed(seed)
-    sampler = HybridBatchSampler(source, batch_size=4, alpha=0.5, seed=seed)
+def trainer(model, source, out, seed=0, settings=None, torch_seed=None, alpha=0.5, **config):
+    torch.manual_seed(seed if torch_seed is None else torch_seed)
+    sampler = HybridBatchSampler(source, batch_size=4, alpha=alpha, seed=seed)
     return Trainer(str(model), sampler, out, TrainConfig(**{"steps": 6, "lr": 5e-4, "checkpoint_every": 3, **config}),
                    settings=settings, verbose=False)
 
@@ -92,6 +92,9 @@ class DiesAfter:
     def state_dict(self):
         return self.inner.state_dict()
 
+    def describe(self):
+        return self.inner.describe()
+
     def load_state_dict(self, state):
         self.inner.load_state_dict(state)
 
@@ -106,7 +109,7 @@ def test_resume_after_kill_reproduces_the_run(tiny_model_dir, demo, tmp_path):
     assert not (tmp_path / "killed" / "config.json").exists()  # no model that looks finished
     with pytest.raises(FileExistsError, match="resume"):
         trainer(tiny_model_dir, demo, tmp_path / "killed", steps=8).train()
-    trainer(tiny_model_dir, demo, tmp_path / "killed", seed=123, steps=8).train(resume=True)
+    trainer(tiny_model_dir, demo, tmp_path / "killed", torch_seed=123, steps=8).train(resume=True)
     logs = [[json.loads(line) for line in (tmp_path / d / "train_log.jsonl").read_text().splitlines()] for d in ["whole", "killed"]]
     assert [(r["step"], r["kind"], r["langs"]) for r in logs[0]] == [(r["step"], r["kind"], r["langs"]) for r in logs[1]]
     np.testing.assert_allclose([r["loss"] for r in logs[0]], [r["loss"] for r in logs[1]], rtol=1e-5)
@@ -135,6 +138,9 @@ def test_bad_configurations(tiny_model_dir, demo, tmp_path):
         trainer(tiny_model_dir, demo, tmp_path / "c", steps=0)
 
 
+TWO_PROCESS_REPEATS = 5  # with both variants, a 1-in-3 failure goes unseen with probability (2/3)^10 < 2%
+
+
 def cli_train(out, model, extra, nproc=1):
     args = ["--sampling", "hybrid", "--model", str(model), "--data", "lareqa-demo", "--out", str(out),
             "--steps", "4", "--batch-size", "4", "--lr", "1e-3", "--seed", "7"] + extra
@@ -151,15 +157,18 @@ def cli_train(out, model, extra, nproc=1):
 
 @pytest.mark.parametrize("extra", [[], ["--grad-cache-chunk", "1"]], ids=["plain", "grad-cache"])
 def test_two_processes_equal_one(tiny_model_no_dropout, tmp_path, extra):
-    """torchrun with 2 CPU processes (gloo) and the same global batch gives the same training as 1 process."""
+    """torchrun with 2 CPU processes (gloo) and the same global batch gives the same training as 1 process.
+
+    Repeated: a process group left undestroyed once aborted a process at exit in about one run in three."""
     one_log, one = cli_train(tmp_path / "one", tiny_model_no_dropout, extra)
-    two_log, two = cli_train(tmp_path / "two", tiny_model_no_dropout, extra, nproc=2)
-    assert torch.load(tmp_path / "two" / "checkpoint" / "state.pt", weights_only=False)["world"] == 2
-    assert len(two_log) == 4  # rank 0 alone writes the log
-    assert [(r["kind"], r["langs"]) for r in one_log] == [(r["kind"], r["langs"]) for r in two_log]
-    np.testing.assert_allclose([r["loss"] for r in one_log], [r["loss"] for r in two_log], rtol=1e-4)
-    for name in one:
-        torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5)
+    for i in range(TWO_PROCESS_REPEATS):
+        two_log, two = cli_train(tmp_path / f"two{i}", tiny_model_no_dropout, extra, nproc=2)
+        assert torch.load(tmp_path / f"two{i}" / "checkpoint" / "state.pt")["run"]["world_size"] == 2
+        assert len(two_log) == 4  # rank 0 alone writes the log
+        assert [(r["kind"], r["langs"]) for r in one_log] == [(r["kind"], r["langs"]) for r in two_log]
+        np.testing.assert_allclose([r["loss"] for r in one_log], [r["loss"] for r in two_log], rtol=1e-4)
+        for name in one:
+            torch.testing.assert_close(two[name], one[name], rtol=1e-4, atol=1e-5)
 
 
 def test_early_stopping_keeps_the_best_weights(tiny_model_dir, demo, tmp_path):
@@ -176,6 +185,84 @@ def test_early_stopping_keeps_the_best_weights(tiny_model_dir, demo, tmp_path):
     assert final.keys() <= best.keys()
     for name in final:
         torch.testing.assert_close(final[name], best[name])
-    at_stop = torch.load(tmp_path / "m" / "checkpoint" / "state.pt", weights_only=False)
+    at_stop = torch.load(tmp_path / "m" / "checkpoint" / "state.pt")
     assert at_stop["step"] == 8
     assert not torch.equal(at_stop["model"]["encoder.layer.0.output.dense.weight"], final["encoder.layer.0.output.dense.weight"])
+
+
+def test_model_card_and_run_config(tiny_model_dir, demo, tmp_path):
+    from huggingface_hub import ModelCard
+    t = trainer(tiny_model_dir, demo, tmp_path / "m", steps=4, eval_every=2, patience=5)
+    t.val_sampler = HybridBatchSampler(demo, 4, seed=9)
+    losses = iter([0.9, 0.4])
+    t.validation_loss = lambda: next(losses)
+    out = t.train()
+    config = json.loads((out / "training_config.json").read_text())
+    assert config == json.loads(json.dumps(t.run_config()))
+    assert (config["sampling"], config["alpha"], config["batch_size"], config["seed"]) == ("hybrid", 0.5, 4, 0)
+    assert config["sources"][0]["name"] == "lareqa-demo" and config["sources"][0]["langs"] == ["en", "de", "fr"]
+    card = ModelCard.load(out / "README.md")
+    meta = card.data.pyterrier_hybrid
+    assert card.data.base_model == str(tiny_model_dir) and card.data.language == ["en", "de", "fr"]
+    assert card.data.datasets == ["lareqa-demo"]
+    assert (meta["sampling"], meta["alpha"], meta["steps"], meta["steps_done"], meta["batch_size"]) == ("hybrid", 0.5, 4, 4, 4)
+    assert (meta["temperature"], meta["query_max_length"], meta["doc_max_length"]) == (0.05, 64, 256)
+    assert meta["best_val_loss"] == 0.4 and meta["stopped_early"] is False
+
+
+def test_resume_with_another_config_is_refused(tiny_model_dir, demo, tmp_path):
+    trainer(tiny_model_dir, demo, tmp_path / "m", steps=3).train()
+    with pytest.raises(ValueError, match=r"alpha: 0\.5 -> 0\.25.*seed: 0 -> 1|seed.*alpha") as e:
+        trainer(tiny_model_dir, demo, tmp_path / "m", steps=3, alpha=0.25, seed=1).train(resume=True)
+    assert "batch_size" not in str(e.value) and "lr" not in str(e.value)
+    with pytest.raises(ValueError, match=r"train\.lr: 0\.0005 -> 0\.001"):
+        trainer(tiny_model_dir, demo, tmp_path / "m", steps=3, lr=1e-3).train(resume=True)
+    other = ParallelSource("lareqa-demo", demo.items[:-1])
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match=r"sources\.0\.items: \d+ -> \d+"):
+        Trainer(str(tiny_model_dir), HybridBatchSampler(other, 4, seed=0), tmp_path / "m",
+                TrainConfig(steps=3, lr=5e-4, checkpoint_every=3), verbose=False).train(resume=True)
+    # checkpoint_every does not change what is trained: resuming with another one is fine
+    trainer(tiny_model_dir, demo, tmp_path / "m", steps=3, checkpoint_every=1).train(resume=True)
+
+
+class _Boom:
+    def __reduce__(self):
+        return (os.system, ("touch BOOM_RAN",))
+
+
+def test_resume_never_unpickles_code(tiny_model_dir, demo, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    trainer(tiny_model_dir, demo, tmp_path / "m", steps=2).train()
+    state = tmp_path / "m" / "checkpoint" / "state.pt"
+    torch.save({"step": 1, "evil": _Boom()}, state)
+    with pytest.raises(ValueError, match="holds more than tensors and plain data"):
+        trainer(tiny_model_dir, demo, tmp_path / "m", steps=2).train(resume=True)
+    assert not (tmp_path / "BOOM_RAN").exists()
+
+
+def test_fresh_run_after_kill_before_first_checkpoint_starts_a_fresh_log(tiny_model_dir, demo, tmp_path):
+    dying = trainer(tiny_model_dir, demo, tmp_path / "m", steps=6, checkpoint_every=100)
+    dying.sampler = DiesAfter(dying.sampler, 3)
+    with pytest.raises(Killed):
+        dying.train()
+    assert not (tmp_path / "m" / "checkpoint").exists() and len((tmp_path / "m" / "train_log.jsonl").read_text().splitlines()) == 3
+    trainer(tiny_model_dir, demo, tmp_path / "m", steps=6, checkpoint_every=100).train()
+    log = [json.loads(line) for line in (tmp_path / "m" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4, 5, 6]
+
+
+def test_resuming_an_early_stopped_run_trains_no_further(tiny_model_dir, demo, tmp_path):
+    def run(resume):
+        t = trainer(tiny_model_dir, demo, tmp_path / "m", steps=20, eval_every=2, patience=1, checkpoint_every=100)
+        t.val_sampler = HybridBatchSampler(demo, 4, seed=9)
+        losses = iter([1.0, 2.0])
+        t.validation_loss = lambda: next(losses)
+        t.train(resume=resume)
+        return t
+    first = run(False)
+    assert first.stopped_early and first.step == 4
+    before = (tmp_path / "m" / "train_log.jsonl").read_text()
+    again = run(True)
+    assert again.step == 4 and (tmp_path / "m" / "train_log.jsonl").read_text() == before
+    assert torch.load(tmp_path / "m" / "checkpoint" / "state.pt")["stopped_early"] is True

@@ -15,6 +15,7 @@ Three sources produce it:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -65,6 +66,14 @@ class ParallelSource:
     def langs(self) -> List[str]:
         """Every language of the source, in first-seen order."""
         return list(dict.fromkeys(lang for item in self.items for lang in item.langs))
+
+    def describe(self) -> dict:
+        """Name, size, languages and a content fingerprint: what a run config records of its data."""
+        h = hashlib.sha1()
+        for item in self.items:
+            for lang, e in sorted(item.langs.items()):
+                h.update("\0".join((item.pid, lang, e.query, e.positive, *e.negatives)).encode("utf-8"))
+        return {"name": self.name, "items": len(self.items), "langs": self.langs, "sha1": h.hexdigest()}
 
     def restrict(self, langs: Sequence[str]) -> "ParallelSource":
         """Keep only these languages (and the items that still have one)."""
@@ -199,8 +208,6 @@ def load_source(spec: str, langs: Optional[Sequence[str]] = None) -> ParallelSou
 def split_validation(source: ParallelSource, fraction: float) -> Tuple[ParallelSource, ParallelSource]:
     """Split items (whole parallel ids, so no translation leaks) into training and validation sources,
     by a hash of the id: the same ids go to validation on every run."""
-    import hashlib
-
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
     held = [hashlib.md5(i.pid.encode()).digest()[0] < fraction * 256 for i in source.items]

@@ -45,6 +45,8 @@ class Batch:
 
 class _Sampler:
     kinds: Tuple[str, ...] = ()
+    sampling = ""  # the CLI's --sampling name
+    alpha = 0.0    # the probability of an X-X-mono batch
 
     def __init__(self, sources: Sequence[ParallelSource] | ParallelSource, batch_size: int, seed: int = 0):
         self.sources = [sources] if isinstance(sources, ParallelSource) else list(sources)
@@ -117,6 +119,11 @@ class _Sampler:
             self.batches_drawn += 1
             yield batch
 
+    def describe(self) -> dict:
+        """What the sampler draws from and how: recorded in a run's config and model card."""
+        return {"sampling": self.sampling, "alpha": self.alpha, "batch_size": self.batch_size, "seed": self.seed,
+                "sources": [s.describe() for s in self.sources]}
+
     def state_dict(self) -> dict:
         """Everything needed to continue with exactly the same next batches."""
         return {"rng": self.rng.bit_generator.state, "batches_drawn": self.batches_drawn, "seed": self.seed}
@@ -135,6 +142,7 @@ class MonolingualBatchSampler(_Sampler):
         seed: random seed.
     """
     kinds = ("xx",)
+    sampling, alpha = "xx", 1.0
 
     def _draw(self) -> Batch:
         return self._xx(self._source())
@@ -149,6 +157,7 @@ class CrossLingualBatchSampler(_Sampler):
         seed: random seed.
     """
     kinds = ("xy",)
+    sampling, alpha = "xy", 0.0
 
     def _draw(self) -> Batch:
         return self._xy(self._source())
@@ -167,7 +176,7 @@ class HybridBatchSampler(_Sampler):
     def __init__(self, sources, batch_size: int, alpha: float = 0.5, seed: int = 0):
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        self.alpha = alpha
+        self.sampling, self.alpha = "hybrid", alpha
         self.kinds = tuple(k for k, p in (("xx", alpha), ("xy", 1 - alpha)) if p > 0)
         super().__init__(sources, batch_size, seed)
 

@@ -1,8 +1,9 @@
 """The trainer: InfoNCE over sampled batches, AdamW with warmup, gradient caching, DDP, checkpoint and resume.
 
 Output: ``out_dir`` becomes a model directory (``save_pretrained`` + sentence-transformers files) that
-:class:`~pyterrier_hybrid.BiEncoder` and sentence-transformers load, with ``train_log.jsonl`` (one line per
-step) and ``checkpoint/`` (the state to resume from) beside it.
+:class:`~pyterrier_hybrid.BiEncoder` and sentence-transformers load, with a model card (``README.md``), the
+run's ``training_config.json``, ``train_log.jsonl`` (one line per step) and ``checkpoint/`` (the state to
+resume from) beside it.
 
 Distributed: run under ``torchrun``; every rank draws the same global batch from the same seed and encodes
 its contiguous share; embeddings are gathered so negatives come from the global batch.
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import shutil
 import time
 from contextlib import nullcontext
@@ -24,10 +26,16 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warmup
 
+from .._atomic import atomic_write
 from ..encoder import pool
 from ..model_dir import EncoderSettings, resolve_settings, write_settings
 from .loss import info_nce, negative_mask
+from .model_card import CARD, render_model_card
 from .samplers import Batch
+
+RUN_CONFIG = "training_config.json"
+#: run-config keys that may change on --resume: they do not change what is trained
+_RESUMABLE = {"train.checkpoint_every"}
 
 _AMP = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -127,6 +135,7 @@ class Trainer:
         self.step = 0
         self.best_val = float("inf")
         self.bad_evals = 0
+        self.stopped_early = False
         self._val_batches: Optional[List[Batch]] = None
 
     # ---- encoding and loss ----------------------------------------------------------------------
@@ -237,20 +246,32 @@ class Trainer:
         return float(np.mean(losses))
 
     # ---- checkpoints ---------------------------------------------------------------------------
+    def run_config(self) -> dict:
+        """Everything that decides what this run trains: model, sampling, data, hyper-parameters, settings."""
+        return {"base_model": self.model_name, **self.sampler.describe(),
+                "validation": self.val_sampler.describe()["sources"] if self.val_sampler is not None else None,
+                "train": asdict(self.config), "encoder": asdict(self.settings), "world_size": self.world}
+
     def _state(self) -> dict:
         return {
             "step": self.step, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "sampler": self.sampler.state_dict(),
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "torch_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-            "best_val": self.best_val, "bad_evals": self.bad_evals, "config": asdict(self.config),
-            "settings": asdict(self.settings), "world": self.world,
+            "best_val": self.best_val, "bad_evals": self.bad_evals, "stopped_early": self.stopped_early,
+            "run": self.run_config(),
         }
 
     def _atomic_save(self, obj, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
+        atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+    def _load(self, path: Path):
+        # weights_only: a checkpoint from elsewhere must not be able to run code when it is unpickled
+        try:
+            return torch.load(path, map_location=self.device, weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise ValueError(f"{path} holds more than tensors and plain data, so it was not loaded (it could run "
+                             f"code). Use a checkpoint written by pyterrier-hybrid. Detail: {str(e)[:300]}") from None
 
     def save_checkpoint(self) -> None:
         """Write ``checkpoint/state.pt`` atomically (rank 0)."""
@@ -264,9 +285,12 @@ class Trainer:
         path = self.out / "checkpoint" / "state.pt"
         if not path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {path}; start without --resume")
-        state = torch.load(path, map_location=self.device, weights_only=False)
-        if state["world"] != self.world:
-            raise ValueError(f"the checkpoint was written by {state['world']} processes, this run has {self.world}")
+        state = self._load(path)
+        differences = _differences(state["run"], self.run_config())
+        if differences:
+            raise ValueError(f"--resume: {path} was written by a run with another configuration; resume it with "
+                             "the same settings, or start afresh in another directory. Differences "
+                             "(checkpoint -> now): " + "; ".join(differences))
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -277,6 +301,7 @@ class Trainer:
         if state["cuda_rng"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
         self.step, self.best_val, self.bad_evals = state["step"], state["best_val"], state["bad_evals"]
+        self.stopped_early = state["stopped_early"]
         # the log may hold steps after the checkpoint (the run was killed later): drop them
         log = self.out / "train_log.jsonl"
         if self.rank == 0 and log.is_file():
@@ -291,14 +316,14 @@ class Trainer:
                                   "or choose another output directory")
         self.out.mkdir(parents=True, exist_ok=True)
         if resume:
-            self.load_checkpoint()
+            self.load_checkpoint()  # also cuts the log back to the checkpoint's step
         self.model.train()
         batches: Iterator[Batch] = iter(self.sampler)
-        log = open(self.out / "train_log.jsonl", "a") if self.rank == 0 else None
+        # a fresh run starts a fresh log: lines of an earlier run killed before its first checkpoint must go
+        log = open(self.out / "train_log.jsonl", "a" if resume else "w") if self.rank == 0 else None
         bar = tqdm(total=self.config.steps, initial=self.step, desc="training", disable=not self.verbose)
-        stopped = False
         try:
-            while self.step < self.config.steps and not stopped:
+            while self.step < self.config.steps and not self.stopped_early:
                 batch = next(batches)
                 start = time.perf_counter()
                 loss = self._train_step(batch)
@@ -318,13 +343,13 @@ class Trainer:
                           "source": batch.source, "seconds": round(time.perf_counter() - start, 4)}  # the whole step
                 if self.config.eval_every and self.val_sampler is not None and self.step % self.config.eval_every == 0:
                     record["val_loss"] = self.validation_loss()
-                    stopped = self._early_stopping(record["val_loss"])
+                    self.stopped_early = self._early_stopping(record["val_loss"])
                 if log:
                     log.write(json.dumps(record) + "\n")
                     log.flush()
                 bar.update(1)
                 bar.set_postfix(loss=f"{loss:.4f}", kind=batch.kind)
-                if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps or stopped:
+                if self.step % self.config.checkpoint_every == 0 or self.step == self.config.steps or self.stopped_early:
                     self.save_checkpoint()
         finally:
             bar.close()
@@ -332,7 +357,7 @@ class Trainer:
                 log.close()
         best = self.out / "checkpoint" / "best.pt"
         if self.config.eval_every and best.is_file():
-            self.model.load_state_dict(torch.load(best, map_location=self.device))
+            self.model.load_state_dict(self._load(best))
         if self.rank == 0:
             self.save_model()
         if self.world > 1:
@@ -350,7 +375,8 @@ class Trainer:
         return self.bad_evals >= self.config.patience
 
     def save_model(self) -> None:
-        """Write the model into ``out_dir`` so that it loads with ``BiEncoder`` and sentence-transformers.
+        """Write the model, its model card and run config into ``out_dir`` (loads in ``BiEncoder`` and
+        sentence-transformers).
 
         Files are written to a temporary folder and moved in with ``config.json`` last, so a crash
         leaves no directory that loads as a half-written model.
@@ -360,6 +386,10 @@ class Trainer:
         self.model.save_pretrained(tmp)
         self.tokenizer.save_pretrained(tmp)
         write_settings(tmp, self.settings, dim=self.model.config.hidden_size)
+        run = self.run_config()
+        (tmp / RUN_CONFIG).write_text(json.dumps(run, indent=2, ensure_ascii=False), encoding="utf-8")
+        best = self.best_val if self.config.eval_every and self.val_sampler is not None else None
+        (tmp / CARD).write_text(render_model_card(run, self.step, best, self.stopped_early), encoding="utf-8")
         (self.out / "config.json").unlink(missing_ok=True)
         for entry in sorted(tmp.iterdir(), key=lambda p: p.name == "config.json"):
             target = self.out / entry.name
@@ -367,3 +397,17 @@ class Trainer:
                 shutil.rmtree(target)
             os.replace(entry, target)
         tmp.rmdir()
+
+
+def _differences(saved: dict, now: dict, prefix: str = "") -> List[str]:
+    """``key: old -> new`` for every leaf that differs between two run configs (resumable keys aside)."""
+    out = []
+    for key in sorted(set(saved) | set(now), key=str):
+        name = f"{prefix}{key}"
+        a, b = (dict(enumerate(v)) if isinstance(v, list) and len(saved.get(key) or ()) == len(now.get(key) or ())
+                else v for v in (saved.get(key), now.get(key)))
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _differences(a, b, name + ".")
+        elif a != b and name not in _RESUMABLE:
+            out.append(f"{name}: {a!r} -> {b!r}")
+    return out
