@@ -155,6 +155,10 @@ class LareqaFamily:
         self.check_langs([lang])
         return _load_cached(self, lang, self.data_dir or os.environ.get(DATA_ENV))
 
+    def download_path(self, lang: str) -> Path:
+        """Where a download of ``lang`` is kept, in ir_datasets' cache (``$IR_DATASETS_HOME``)."""
+        return Path(ir_datasets.util.home_path()) / "lareqa" / self.name / f"{lang}.json"
+
     def _fetch(self, lang: str, local: Optional[str]) -> Tuple[bytes, str]:
         expected = self.md5[lang]
         url = self.url.format(lang=lang) if self.url else None
@@ -168,7 +172,7 @@ class LareqaFamily:
         elif url is None:
             raise FileNotFoundError(f"{self.name} has no download URL; set {DATA_ENV} to a folder with {self.name}/<lang>.json")
         else:
-            cache = Path(ir_datasets.util.home_path()) / "lareqa" / self.name / f"{lang}.json"
+            cache = self.download_path(lang)
             dl, source = Download([RequestsDownload(url)], expected_md5=expected, cache_path=str(cache)), str(cache)
         try:
             with dl.stream() as f:
