@@ -8,11 +8,13 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-def load_encoder(model: str, doc_text: str, batch_size: int, verbose: bool = True):
+from .precision import DTYPES
+
+def load_encoder(args: argparse.Namespace):
     """A BiEncoder whose settings follow the one rule of :func:`~pyterrier_hybrid.model_dir.resolve_settings`."""
     from .encoder import BiEncoder
 
-    return BiEncoder(model, doc_text=doc_text, batch_size=batch_size, verbose=verbose)
+    return BiEncoder(args.model, doc_text=args.doc_text, batch_size=args.batch_size, dtype=args.dtype, verbose=True)
 
 
 def _langs(value: Optional[str]) -> Optional[List[str]]:
@@ -34,7 +36,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         ranker = RetrieverRanker(bm25_builder(tempfile.mkdtemp(prefix="bm25-")))
         name = "BM25 (pisa)"
     else:
-        encoder = load_encoder(args.model, args.doc_text, args.batch_size)
+        encoder = load_encoder(args)
         ranker = DenseRanker(encoder, cache_dir=args.cache_dir)
         name = args.model
     report = run_protocol(ranker, args.dataset, langs=_langs(args.langs), max_queries=args.max_queries,
@@ -52,7 +54,7 @@ def cmd_index(args: argparse.Namespace) -> None:
 
     from .index import FaissIndex
 
-    encoder = load_encoder(args.model, args.doc_text, args.batch_size)
+    encoder = load_encoder(args)
     index = FaissIndex(args.out, index_type=args.index_type, overwrite=args.overwrite, verbose=True)
     corpus = pt.get_dataset(f"irds:{args.dataset}").get_corpus_iter(verbose=False)
     (encoder.doc_encoder() >> index).index(corpus)
@@ -91,6 +93,7 @@ def _train(args: argparse.Namespace) -> None:
     settings = resolve_settings(args.model, query_max_length=args.query_max_length, doc_max_length=args.doc_max_length)
     config = TrainConfig(steps=args.steps, lr=args.lr, weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
                          temperature=args.temperature, grad_cache_chunk=args.grad_cache_chunk, amp=args.amp,
+                         freeze_embeddings=args.freeze_embeddings,
                          checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, patience=args.patience)
     torch.manual_seed(args.seed)
     trainer = Trainer(args.model, sampler, args.out, config, settings=settings, val_sampler=val_sampler)
@@ -113,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-queries", type=int, help="keep the first N question ids, in every language")
     ev.add_argument("--langs", help="comma-separated languages to restrict the evaluation to, e.g. ar,de,en")
     ev.add_argument("--batch-size", type=int, default=64)
+    ev.add_argument("--dtype", choices=DTYPES, default="auto",
+                    help="auto: bf16 where the hardware does it natively, else fp32")
     ev.add_argument("--cache-dir", help="reuse encoded vectors across runs from this directory")
     ev.add_argument("--update-card", action="store_true",
                     help="add the report's summary to the model directory's model card (README.md)")
@@ -136,7 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--warmup-ratio", type=float, default=0.1)
     tr.add_argument("--temperature", type=float, default=0.05)
     tr.add_argument("--grad-cache-chunk", type=int, help="encode in sub-batches of this size with gradient caching")
-    tr.add_argument("--amp", choices=["bf16", "fp16"], help="mixed precision on CUDA")
+    tr.add_argument("--amp", choices=["bf16", "fp16"],
+                    help="mixed precision: bf16 (CPU with native bf16, or CUDA) or fp16 (CUDA)")
+    tr.add_argument("--freeze-embeddings", action="store_true",
+                    help="keep the word-embedding matrix fixed (most of the parameters; cheaper CPU steps)")
     tr.add_argument("--query-max-length", type=int, default=64)
     tr.add_argument("--doc-max-length", type=int, default=128)
     tr.add_argument("--checkpoint-every", type=int, default=100)
@@ -152,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--doc-text", choices=["sentence", "sentence+context"], default="sentence")
     ix.add_argument("--index-type", choices=["flat", "hnsw", "ivf"], default="flat")
     ix.add_argument("--batch-size", type=int, default=64)
+    ix.add_argument("--dtype", choices=DTYPES, default="auto",
+                    help="auto: bf16 where the hardware does it natively, else fp32")
     ix.add_argument("--overwrite", action="store_true")
     ix.set_defaults(func=cmd_index)
     return parser

@@ -13,10 +13,10 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 
 from ._checks import require_columns, require_texts
 from .model_dir import resolve_settings
+from .precision import autocast, resolve_dtype
 
 DocText = Literal["sentence", "sentence+context"]
 DOC_TEXTS = ("sentence", "sentence+context")
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -47,7 +47,8 @@ class BiEncoder:
             ``text`` and ``context`` as a pair, truncating the context (LAReQA's candidate encoding).
         batch_size: texts per forward pass.
         device: ``"cpu"``, ``"cuda"``...; defaults to CUDA when available.
-        dtype: ``"float32"``, or ``"float16"`` / ``"bfloat16"`` on CUDA.
+        dtype: ``"auto"`` (bf16 where the hardware does it natively, else fp32), ``"float32"``,
+            ``"bfloat16"`` (CPU or CUDA, under autocast) or ``"float16"`` (CUDA). The resolved one is in ``.dtype``.
         verbose: show a tqdm progress bar while encoding.
     """
 
@@ -81,17 +82,13 @@ class BiEncoder:
             query_max_length=query_max_length, doc_max_length=doc_max_length)
         if doc_text not in DOC_TEXTS:
             raise ValueError(f"doc_text={doc_text!r} is not supported; use one of {DOC_TEXTS}")
-        if dtype not in _DTYPES:
-            raise ValueError(f"dtype={dtype!r} is not supported; use one of {list(_DTYPES)}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        if self.device.type == "cpu" and dtype != "float32":
-            raise ValueError(f"dtype={dtype} needs a CUDA device; use dtype='float32' on CPU")
         self.doc_text = doc_text
-        self.dtype = dtype
+        self.dtype = resolve_dtype(dtype, self.device)
         self.batch_size = batch_size
         self.verbose = verbose
         self.tokenizer = tokenizer
-        self.model = model.to(self.device, _DTYPES[dtype]).eval()
+        self.model = model.to(self.device).eval()  # fp32 weights: reduced precision comes from autocast
 
     @property
     def dim(self) -> int:
@@ -113,7 +110,7 @@ class BiEncoder:
         # longest first: batches of similar length waste little padding
         order = np.argsort([-len(t) for t in first], kind="stable")
         batches = range(0, len(order), self.batch_size)
-        with torch.inference_mode():
+        with torch.inference_mode(), autocast(self.device, self.dtype):
             for start in tqdm(batches, desc=desc, unit="batch", disable=not self.verbose):
                 idx = order[start:start + self.batch_size]
                 toks = self.tokenizer(
@@ -161,7 +158,7 @@ class BiEncoder:
         return self.query_encoder() >> self.doc_encoder() >> VectorScorer()
 
     def __repr__(self) -> str:
-        return f"BiEncoder({self.name!r}, {self.settings}, doc_text={self.doc_text!r})"
+        return f"BiEncoder({self.name!r}, {self.settings}, doc_text={self.doc_text!r}, dtype={self.dtype!r})"
 
 
 class QueryEncoder(pt.Transformer):

@@ -351,6 +351,7 @@ def run_protocol(
         "dataset": dataset,
         "langs": split.langs,
         "max_queries": max_queries,
+        "dtype": ranker.encoder.dtype if isinstance(ranker, DenseRanker) else None,
         "n_queries": {x: int(len(q)) for x, q in split.queries.items()},
         "n_docs": {x: int(sl.stop - sl.start) for x, sl in slices.items()},
         "mAP": {"mono": _mean(mono), "cross": _mean(cross), "multi": _mean(list(multi.values()))},

@@ -22,7 +22,7 @@ def to_markdown(report: dict) -> str:
         f"# {report['name'] or 'system'} on {report['dataset']}",
         "",
         f"Languages {', '.join(langs)}; queries per language {report['n_queries']}; "
-        f"max_queries {report['max_queries']}.",
+        f"max_queries {report['max_queries']}; encoder dtype {report.get('dtype') or 'n/a'}.",
         "",
         "| mAP Mo. | mAP Cr. | mAP Mul. | rank distance | query-language share@10 | rank correlation |",
         "|---|---|---|---|---|---|",

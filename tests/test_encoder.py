@@ -126,7 +126,7 @@ def test_scorer_reranks_by_cosine(enc):
 
 
 def test_bad_settings(tiny_model_dir):
-    with pytest.raises(ValueError, match="needs a CUDA device"):
+    with pytest.raises(ValueError, match="'float16' needs a CUDA device"):
         ph.BiEncoder(tiny_model_dir, dtype="float16", device="cpu")
     with pytest.raises(ValueError, match="pooling='max' is not supported"):
         ph.BiEncoder(tiny_model_dir, pooling="max")
@@ -184,3 +184,25 @@ def test_known_family_name_gets_its_prefixes_only_when_its_files_state_none(tiny
     assert (resolve_settings(e5).query_prefix, resolve_settings(e5).doc_prefix) == ("query: ", "passage: ")
     write_settings(e5, EncoderSettings(query_prefix="", doc_prefix=""), dim=32)  # stated: no prefixes
     assert (resolve_settings(e5).query_prefix, resolve_settings(e5).doc_prefix) == ("", "")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_dtype_follows_the_cpu_detection(tiny_model_dir, monkeypatch, native):
+    from pyterrier_hybrid import precision
+    monkeypatch.setattr(precision, "native_bf16", lambda: native)
+    enc = ph.BiEncoder(tiny_model_dir, dtype="auto", device="cpu")
+    assert enc.dtype == ("bfloat16" if native else "float32")
+    assert precision.resolve_dtype("auto", torch.device("cpu")) == enc.dtype
+
+
+def test_bf16_on_cpu_is_close_to_fp32_and_warns_when_emulated(tiny_model_dir, monkeypatch, caplog):
+    from pyterrier_hybrid import precision
+    fp32 = ph.BiEncoder(tiny_model_dir, dtype="float32", device="cpu").encode_docs(TEXTS)
+    monkeypatch.setattr(precision, "native_bf16", lambda: False)
+    with caplog.at_level("WARNING", logger="pyterrier_hybrid"):
+        bf16 = ph.BiEncoder(tiny_model_dir, dtype="bfloat16", device="cpu").encode_docs(TEXTS)
+    assert any("emulated" in r.getMessage() for r in caplog.records)
+    assert bf16.dtype == np.float32 and not np.array_equal(bf16, fp32)  # computed in bf16...
+    assert float((bf16 * fp32).sum(1).min()) > 0.999  # ...and still the same directions
+    with pytest.raises(ValueError, match="dtype='int4' is not supported"):
+        ph.BiEncoder(tiny_model_dir, dtype="int4")

@@ -97,7 +97,7 @@ def test_cache_skips_encoding(enc, tmp_path):
 
 
 @pytest.mark.parametrize("change", [{"batch_size": 3}, {"doc_max_length": 9}, {"doc_prefix": "p: "},
-                                    {"doc_text": "sentence+context"}], ids=lambda c: next(iter(c)))
+                                    {"doc_text": "sentence+context"}, {"dtype": "bfloat16"}], ids=lambda c: next(iter(c)))
 def test_cache_misses_when_anything_that_changes_vectors_changes(enc, tiny_model_dir, tmp_path, change):
     run_protocol(DenseRanker(enc, cache_dir=tmp_path), "lareqa-demo", langs=["en"], verbose=False)
     other = DenseRanker(ph.BiEncoder(tiny_model_dir, **{"batch_size": enc.batch_size, **change}), cache_dir=tmp_path)

@@ -130,8 +130,10 @@ def test_output_loads_in_biencoder_and_sentence_transformers(tiny_model_dir, dem
 
 
 def test_bad_configurations(tiny_model_dir, demo, tmp_path):
-    with pytest.raises(ValueError, match="amp='bf16' needs a CUDA device"):
-        trainer(tiny_model_dir, demo, tmp_path / "a", amp="bf16")
+    with pytest.raises(ValueError, match="'float16' needs a CUDA device"):
+        trainer(tiny_model_dir, demo, tmp_path / "a", amp="fp16")
+    with pytest.raises(ValueError, match="amp='int8' is not supported"):
+        trainer(tiny_model_dir, demo, tmp_path / "a", amp="int8")
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         trainer(tiny_model_dir, demo, tmp_path / "b").train(resume=True)
     with pytest.raises(ValueError, match="steps must be positive"):
@@ -266,3 +268,24 @@ def test_resuming_an_early_stopped_run_trains_no_further(tiny_model_dir, demo, t
     again = run(True)
     assert again.step == 4 and (tmp_path / "m" / "train_log.jsonl").read_text() == before
     assert torch.load(tmp_path / "m" / "checkpoint" / "state.pt")["stopped_early"] is True
+
+
+def test_bf16_autocast_and_frozen_embeddings_on_cpu(tiny_model_no_dropout, demo, tmp_path):
+    runs = {}
+    for name, extra in {"fp32": {}, "bf16": {"amp": "bf16"}, "frozen": {"amp": "bf16", "freeze_embeddings": True}}.items():
+        t = trainer(tiny_model_no_dropout, demo, tmp_path / name, steps=5, checkpoint_every=100, **extra)
+        start = {n: p.detach().clone() for n, p in t.model.named_parameters()}
+        t.train()
+        log = [json.loads(line)["loss"] for line in (tmp_path / name / "train_log.jsonl").read_text().splitlines()]
+        runs[name] = (t, start, log)
+    fp32, bf16 = runs["fp32"][2], runs["bf16"][2]
+    assert fp32 != bf16 and np.allclose(fp32, bf16, rtol=0.02)  # computed in bf16, same curve within 2%
+    t, start, _ = runs["frozen"]
+    emb = "embeddings.word_embeddings.weight"
+    assert torch.equal(t.model.get_parameter(emb), start[emb])
+    assert not torch.equal(t.model.get_parameter("embeddings.position_embeddings.weight"), start["embeddings.position_embeddings.weight"])
+    assert not torch.equal(t.model.get_parameter("embeddings.LayerNorm.weight"), start["embeddings.LayerNorm.weight"])
+    in_optimizer = {id(p) for g in t.optimizer.param_groups for p in g["params"]}
+    assert id(t.model.get_parameter(emb)) not in in_optimizer
+    assert all(p.dtype == torch.float32 for p in t.model.parameters())  # weights stay fp32 under autocast
+    assert json.loads((tmp_path / "frozen" / "training_config.json").read_text())["train"]["freeze_embeddings"] is True

@@ -31,6 +31,7 @@ def render_model_card(run: dict, steps_done: int, best_val_loss: Optional[float]
             "sampling": run["sampling"], "alpha": run["alpha"], "steps": train["steps"], "steps_done": steps_done,
             "stopped_early": stopped_early, "batch_size": run["batch_size"], "seed": run["seed"],
             "temperature": train["temperature"], "lr": train["lr"], "amp": train["amp"],
+            "freeze_embeddings": train["freeze_embeddings"],
             "query_max_length": enc["query_max_length"], "doc_max_length": enc["doc_max_length"],
             "best_val_loss": best,
         })
@@ -46,6 +47,7 @@ def render_model_card(run: dict, steps_done: int, best_val_loss: Optional[float]
 Fine-tuned from `{run['base_model']}` with pyterrier-hybrid (hybrid batches,
 arXiv 2408.10536): {steps_done} of {train['steps']} steps{' (early stopping fired)' if stopped_early else ''},
 batch size {run['batch_size']}, seed {run['seed']}, InfoNCE temperature {train['temperature']}, AdamW lr {train['lr']},
+precision {train['amp'] or 'fp32'}{', word embeddings frozen' if train['freeze_embeddings'] else ''},
 query / passage length {enc['query_max_length']} / {enc['doc_max_length']} tokens,
 prefixes {enc['query_prefix']!r} / {enc['doc_prefix']!r}. Best validation loss: {best if best is not None else 'not measured'}.
 

@@ -15,7 +15,6 @@ import os
 import pickle
 import shutil
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
@@ -29,6 +28,7 @@ from transformers import AutoModel, AutoTokenizer, get_linear_schedule_with_warm
 from .._atomic import atomic_write
 from ..encoder import pool
 from ..model_dir import EncoderSettings, resolve_settings, write_settings
+from ..precision import autocast, resolve_dtype
 from .loss import info_nce, negative_mask
 from .model_card import CARD, render_model_card
 from .samplers import Batch
@@ -37,7 +37,7 @@ RUN_CONFIG = "training_config.json"
 #: run-config keys that may change on --resume: they do not change what is trained
 _RESUMABLE = {"train.checkpoint_every"}
 
-_AMP = {"bf16": torch.bfloat16, "fp16": torch.float16}
+_AMP = {"bf16": "bfloat16", "fp16": "float16"}
 
 
 @dataclass
@@ -53,7 +53,11 @@ class TrainConfig:
         max_grad_norm: gradient clipping norm.
         grad_cache_chunk: encode in sub-batches of this size with gradient caching (memory independent of
             the batch size); ``None`` backpropagates through the whole batch at once.
-        amp: ``"bf16"`` or ``"fp16"`` autocast (CUDA only); ``None`` for fp32.
+        amp: ``"bf16"`` autocast (CPU or CUDA) or ``"fp16"`` (CUDA, with loss scaling); ``None`` for fp32.
+            Weights, optimiser state and the loss stay fp32.
+        freeze_embeddings: keep the word-embedding matrix fixed (position embeddings and norms still train).
+            It is most of a multilingual model's parameters (96M of multilingual-e5-small's 118M), and its
+            gradient and AdamW update are most of a CPU step.
         checkpoint_every: save a resumable checkpoint every N steps (and at the end).
         eval_every: compute the validation loss every N steps (0 = never).
         patience: stop after this many evaluations without improvement; the best weights are kept.
@@ -66,6 +70,7 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     grad_cache_chunk: Optional[int] = None
     amp: Optional[str] = None
+    freeze_embeddings: bool = False
     checkpoint_every: int = 100
     eval_every: int = 0
     patience: int = 3
@@ -112,8 +117,9 @@ class Trainer:
         if device is None:
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
-        if config.amp is not None and (config.amp not in _AMP or self.device.type != "cuda"):
-            raise ValueError(f"amp={config.amp!r} needs a CUDA device and one of {list(_AMP)}; use amp=None on CPU")
+        if config.amp is not None and config.amp not in _AMP:
+            raise ValueError(f"amp={config.amp!r} is not supported; use one of {list(_AMP)} or None")
+        self.amp_dtype = resolve_dtype(_AMP[config.amp], self.device) if config.amp else "float32"
         if config.steps < 1:
             raise ValueError(f"steps must be positive, got {config.steps}")
         self.batch_size = sampler.batch_size
@@ -125,10 +131,13 @@ class Trainer:
         self.settings = settings or resolve_settings(model)
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         self.model = AutoModel.from_pretrained(model).to(self.device)
-        exempt = {n for n, _ in self.model.named_parameters() if n.endswith("bias") or "norm" in n.lower()}  # as BERT
+        if config.freeze_embeddings:
+            self.model.get_input_embeddings().weight.requires_grad_(False)
+        trained = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        exempt = {n for n, _ in trained if n.endswith("bias") or "norm" in n.lower()}  # as BERT
         self.optimizer = torch.optim.AdamW([
-            {"params": [p for n, p in self.model.named_parameters() if n not in exempt], "weight_decay": config.weight_decay},
-            {"params": [p for n, p in self.model.named_parameters() if n in exempt], "weight_decay": 0.0},
+            {"params": [p for n, p in trained if n not in exempt], "weight_decay": config.weight_decay},
+            {"params": [p for n, p in trained if n in exempt], "weight_decay": 0.0},
         ], lr=config.lr)
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer, int(config.warmup_ratio * config.steps), config.steps)
         self.scaler = torch.amp.GradScaler("cuda") if config.amp == "fp16" else None
@@ -139,12 +148,9 @@ class Trainer:
         self._val_batches: Optional[List[Batch]] = None
 
     # ---- encoding and loss ----------------------------------------------------------------------
-    def _autocast(self):
-        return torch.autocast("cuda", dtype=_AMP[self.config.amp]) if self.config.amp else nullcontext()
-
     def _embed(self, texts: Sequence[str], max_length: int) -> torch.Tensor:
         toks = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(self.device)
-        with self._autocast():
+        with autocast(self.device, self.amp_dtype):
             hidden = self.model(**toks).last_hidden_state
         vecs = pool(hidden, toks["attention_mask"], self.settings.pooling).float()
         return torch.nn.functional.normalize(vecs, dim=-1) if self.settings.normalize else vecs
