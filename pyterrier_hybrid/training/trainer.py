@@ -148,9 +148,9 @@ class Trainer:
         self._val_batches: Optional[List[Batch]] = None
 
     # ---- encoding and loss ----------------------------------------------------------------------
-    def _embed(self, texts: Sequence[str], max_length: int) -> torch.Tensor:
+    def _embed(self, texts: Sequence[str], max_length: int, amp: bool = True) -> torch.Tensor:
         toks = self.tokenizer(list(texts), padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(self.device)
-        with autocast(self.device, self.amp_dtype):
+        with autocast(self.device, self.amp_dtype if amp else "float32"):
             hidden = self.model(**toks).last_hidden_state
         vecs = pool(hidden, toks["attention_mask"], self.settings.pooling).float()
         return torch.nn.functional.normalize(vecs, dim=-1) if self.settings.normalize else vecs
@@ -237,7 +237,8 @@ class Trainer:
 
     @torch.no_grad()
     def validation_loss(self) -> float:
-        """Mean loss over the fixed validation batches (computed on the whole batch by every rank)."""
+        """Mean loss over the fixed validation batches (computed on the whole batch by every rank), in fp32
+        whatever ``amp`` is, so that runs in different precisions are compared on one scale."""
         if self._val_batches is None:
             it = iter(self.val_sampler)
             self._val_batches = [next(it) for _ in range(4)]
@@ -245,8 +246,8 @@ class Trainer:
         losses = []
         for batch in self._val_batches:
             queries, docs, mask = self._inputs(batch)
-            q = self._embed(queries, self.settings.query_max_length)
-            d = self._embed(docs, self.settings.doc_max_length)  # positives, then negatives
+            q = self._embed(queries, self.settings.query_max_length, amp=False)
+            d = self._embed(docs, self.settings.doc_max_length, amp=False)  # positives, then negatives
             losses.append(float(info_nce(q, d, self.config.temperature, mask)))
         self.model.train()
         return float(np.mean(losses))

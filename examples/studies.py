@@ -1,0 +1,129 @@
+"""Training studies whose results live in the repository: train, evaluate, keep the small artifacts.
+
+A study is a list of runs that share one recipe (data, budget, validation split) and differ in a few
+training flags. Each finished run leaves ``docs/results/<study>/<run>/`` with ``report.json``,
+``train_log.jsonl``, ``training_config.json`` and the model card ``README.md`` (never weights); a run whose
+folder is complete is skipped, so a study can take several sittings on several machines. With ``commit``,
+each run's folder is committed as soon as it is written (only that folder).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "docs" / "results"
+SEEN = ["ar", "de", "en", "es", "hi", "vi", "zh"]  # MLQA-R's languages: what the models train on
+UNSEEN = ["el", "ru", "th", "tr"]                   # XQuAD-R languages never trained on
+ARTIFACTS = ("report.json", "train_log.jsonl", "training_config.json", "README.md")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What every run of a study shares (the budget of docs/results.md: 120 steps of 32 on MLQA-R).
+
+    Args:
+        model: the starting checkpoint.
+        data: training data for ``pyterrier-hybrid train --data``.
+        steps: optimisation steps.
+        batch_size: triplets per batch.
+        doc_max_length: passage token limit in training.
+        val_fraction: share of MLQA-R parallel ids held out (the same ids in every run) for the validation loss.
+        eval_every: validation loss every N steps; the checkpoint with the lowest one is kept.
+        eval_dataset: the protocol the models are evaluated on.
+        eval_dtype: encoder dtype for evaluation.
+        langs: the training languages (the "seen" ones).
+    """
+    model: str
+    data: str = str(REPO.parent / "shared" / "data" / "mlqa-r")
+    steps: int = 120
+    batch_size: int = 32
+    doc_max_length: int = 96
+    val_fraction: float = 0.1
+    eval_every: int = 20
+    eval_dataset: str = "xquad-r"
+    eval_dtype: str = "auto"
+    langs: Sequence[str] = tuple(SEEN)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run of a study: its name and the flags that set it apart."""
+    name: str
+    sampling: str
+    alpha: float
+    seed: int
+    flags: Sequence[str] = field(default=())
+
+
+def cli(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "pyterrier_hybrid.cli", *args], check=True)
+
+
+def train_args(recipe: Recipe, run: Run, out: Path) -> List[str]:
+    """The ``pyterrier-hybrid train`` arguments of a run (patience above the evaluations: selection, no stop)."""
+    return ["train", "--sampling", run.sampling, "--alpha", str(run.alpha), "--model", recipe.model,
+            "--data", recipe.data, "--langs", ",".join(recipe.langs), "--out", str(out), "--steps", str(recipe.steps),
+            "--batch-size", str(recipe.batch_size), "--seed", str(run.seed), "--doc-max-length",
+            str(recipe.doc_max_length), "--val-fraction", str(recipe.val_fraction), "--eval-every",
+            str(recipe.eval_every), "--patience", str(recipe.steps), "--checkpoint-every",
+            str(recipe.eval_every), *run.flags]
+
+
+def run_one(recipe: Recipe, run: Run, results: Path, work: Path, commit: bool) -> Path:
+    """Train and evaluate one run unless its artifacts are in ``results``; return their folder."""
+    done = results / run.name
+    if all((done / f).is_file() for f in ARTIFACTS):
+        print(f"{done}: artifacts present, skipped")
+        return done
+    model, evaluation = work / run.name / "model", work / run.name / "eval"
+    if not (model / "training_config.json").is_file():  # written with the model, at the end of training
+        resume = ["--resume"] if (model / "checkpoint" / "state.pt").is_file() else []
+        cli(*train_args(recipe, run, model), *resume)
+    if not (evaluation / "report.json").is_file():
+        cli("evaluate", "--dataset", recipe.eval_dataset, "--model", str(model), "--out", str(evaluation),
+            "--dtype", recipe.eval_dtype, "--update-card")
+    done.mkdir(parents=True, exist_ok=True)
+    for name in ARTIFACTS:
+        shutil.copyfile((evaluation if name == "report.json" else model) / name, done / name)
+    if commit:
+        subprocess.run(["git", "-C", str(REPO), "add", str(done)], check=True)
+        subprocess.run(["git", "-C", str(REPO), "commit", "-q", "-m", f"{done.relative_to(REPO)}: run artifacts",
+                        "--", str(done)], check=True)
+    return done
+
+
+def run_study(recipe: Recipe, runs: Sequence[Run], results: Path, work: Path, commit: bool = False) -> Dict[str, Path]:
+    """Every run of a study, in order (see :func:`run_one`): artifacts in ``results/<run>``, models in ``work/<run>``."""
+    if not os.environ.get("PYTERRIER_HYBRID_DATA") and (REPO.parent / "shared" / "data").is_dir():
+        os.environ["PYTERRIER_HYBRID_DATA"] = str(REPO.parent / "shared" / "data")
+    return {run.name: run_one(recipe, run, results, work, commit) for run in runs}
+
+
+def load_run(folder: Path) -> dict:
+    """A finished run's report, config and log, read back from its artifacts."""
+    log = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
+    return {"report": json.loads((folder / "report.json").read_text()),
+            "config": json.loads((folder / "training_config.json").read_text()), "log": log}
+
+
+def seen_unseen(report: dict, seen: Sequence[str] = SEEN) -> Dict[str, Dict[str, float]]:
+    """Macro mAP and rank distance over settings whose languages are all seen, or that involve an unseen one."""
+    import numpy as np
+
+    out = {}
+    for part, keep in [("seen", lambda *ls: all(lang in seen for lang in ls)),
+                       ("unseen", lambda *ls: any(lang not in seen for lang in ls))]:
+        m = report["matrix"]
+        values = {"mono": [m[x][x] for x in m if keep(x)],
+                  "cross": [v for x in m for y, v in m[x].items() if y != x and keep(x, y)],
+                  "multi": [v for x, v in report["multi_by_lang"].items() if keep(x)],
+                  "rank_distance": [v for x, v in report["rank_distance"].items() if x != "macro" and keep(x)]}
+        out[part] = {k: float(np.mean(v)) if v else float("nan") for k, v in values.items()}
+    return out
