@@ -1,12 +1,14 @@
 """Training speed and memory.
 
-    python benchmarks/train.py speed --model .cache/me5 [--batch-size 16] [--steps 8]
+    python benchmarks/train.py speed --model .cache/me5 [--batch-size 16] [--steps 50]
     python benchmarks/train.py memory --model .cache/me5 [--batch-size 64] [--chunk 8]
 
-speed: steps/s of our Trainer against a training loop with sentence-transformers'
-MultipleNegativesRankingLoss (the loss sentence-transformers' trainer uses for this task) on the same
-model, the same (query, positive, hard negative) batches from MLQA-R, the same lengths, optimiser,
-learning rate and temperature (scale = 1 / 0.05), in one process. The first step of each is a warm-up.
+speed: steps/s and losses of our Trainer in fp32, bf16 autocast, and bf16 with frozen word embeddings,
+against a training loop with sentence-transformers' MultipleNegativesRankingLoss (the loss
+sentence-transformers' trainer uses for this task) on the same model, the same (query, positive, hard negative)
+batches from MLQA-R, the same lengths, optimiser, learning rate and temperature (scale = 1 / 0.05), in one
+process. The first step of each is a warm-up; every system trains on the same ``--steps`` batches, so the
+loss curves compare point by point. Writes benchmarks/results/train.json.
 
 memory: peak RSS of two training steps at one batch size, with and without gradient caching, each in a
 fresh process.
@@ -18,10 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "results"
+QLEN, DLEN = 64, 128
 
 
 def sampler(batch_size, seed=0):
@@ -30,8 +35,8 @@ def sampler(batch_size, seed=0):
     return HybridBatchSampler(load_source(str(SHARED / "mlqa-r")), batch_size=batch_size, alpha=0.5, seed=seed)
 
 
-def sentence_transformers_rate(model, batches, qlen, dlen):
-    """Steps/s of a loop with sentence-transformers' MultipleNegativesRankingLoss (first batch: warm-up)."""
+def sentence_transformers_run(model, batches):
+    """Per-step seconds and losses of a loop with sentence-transformers' MultipleNegativesRankingLoss."""
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -41,58 +46,87 @@ def sentence_transformers_rate(model, batches, qlen, dlen):
     loss_fn = MultipleNegativesRankingLoss(st, scale=1 / 0.05)
     opt = torch.optim.AdamW(st.parameters(), lr=3e-5, weight_decay=0.01)
     st.train()
-
-    def step(batch):
+    seconds, losses = [], []
+    for batch in batches:
+        start = time.perf_counter()
         cols = [["query: " + t.query for t in batch.triplets], ["passage: " + t.positive for t in batch.triplets],
                 ["passage: " + (t.negative or "") for t in batch.triplets]]
         feats = []
         for i, texts in enumerate(cols):
-            st.max_seq_length = qlen if i == 0 else dlen
+            st.max_seq_length = QLEN if i == 0 else DLEN
             feats.append(dict(st.tokenize(texts)))
-        loss_fn(feats, None).backward()
+        loss = loss_fn(feats, None)
+        loss.backward()
         torch.nn.utils.clip_grad_norm_(st.parameters(), 1.0)
         opt.step()
         opt.zero_grad()
-
-    step(batches[0])
-    start = time.perf_counter()
-    for b in batches[1:]:
-        step(b)
-    return (len(batches) - 1) / (time.perf_counter() - start)
+        seconds.append(time.perf_counter() - start)
+        losses.append(float(loss))
+    return seconds, losses
 
 
-def speed(args):
+def trainer_run(model, batches, **config):
+    """Per-step seconds and losses of our Trainer on fixed batches."""
     import torch
 
     from pyterrier_hybrid import TrainConfig, Trainer
-
-    qlen, dlen = 64, 128
-    batches = [b for b, _ in zip(sampler(args.batch_size), range(args.steps + 1))]
-
-    theirs = sentence_transformers_rate(args.model, batches, qlen, dlen)
+    from pyterrier_hybrid.model_dir import resolve_settings
 
     torch.manual_seed(0)
     out = Path(tempfile.mkdtemp()) / "m"
-    trainer = Trainer(args.model, iter_batches(batches), out, TrainConfig(steps=args.steps + 1, checkpoint_every=10_000),
-                      verbose=False)
-    trainer.settings = replace(trainer.settings, query_max_length=qlen, doc_max_length=dlen)
-    trainer.train()
+    settings = resolve_settings(model, query_max_length=QLEN, doc_max_length=DLEN)
+    Trainer(model, batches, out, TrainConfig(steps=len(batches), checkpoint_every=10_000, **config),
+            settings=settings, verbose=False).train()
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    ours = args.steps / sum(r["seconds"] for r in log[1:])
-    print(f"batch {args.batch_size} (query, positive, hard negative), lengths {qlen}/{dlen}, {args.steps} timed steps")
-    print(f"sentence-transformers MultipleNegativesRankingLoss loop  {theirs:.3f} steps/s")
-    print(f"pyterrier-hybrid Trainer                                  {ours:.3f} steps/s")
-    print(f"ratio (ours / sentence-transformers): {ours / theirs:.2f}")
+    return [r["seconds"] for r in log], [r["loss"] for r in log]
+
+
+def speed(args):
+    source = sampler(args.batch_size)
+    batches = iter_batches([b for b, _ in zip(source, range(args.steps + 1))], source.describe())
+    systems = {
+        "sentence-transformers MNRL loop (fp32)": lambda: sentence_transformers_run(args.model, batches),
+        "pyterrier-hybrid Trainer, fp32": lambda: trainer_run(args.model, batches),
+        "pyterrier-hybrid Trainer, bf16": lambda: trainer_run(args.model, batches, amp="bf16"),
+        "pyterrier-hybrid Trainer, bf16 + frozen word embeddings":
+            lambda: trainer_run(args.model, batches, amp="bf16", freeze_embeddings=True),
+    }
+    runs = {}
+    for name, run in systems.items():
+        seconds, losses = run()
+        runs[name] = {"steps_per_s": (len(seconds) - 1) / sum(seconds[1:]), "losses": losses}
+        print(f"{name}: {runs[name]['steps_per_s']:.3f} steps/s", flush=True)
+    peer, base = runs["sentence-transformers MNRL loop (fp32)"], runs["pyterrier-hybrid Trainer, fp32"]
+    print(f"\nbatch {args.batch_size} (query, positive, hard negative), lengths {QLEN}/{DLEN}, {args.steps + 1} "
+          f"batches (the first a warm-up)\n")
+    print("| system | steps/s | ratio to ST | ratio to ours fp32 | mean loss, last 10 | loss deviation from ours fp32: "
+          "mean, largest |")
+    print("|---|---|---|---|---|---|")
+    for name, r in runs.items():
+        dev = np.abs(np.array(r["losses"]) - base["losses"]) / np.array(base["losses"])
+        r.update(ratio_to_st=r["steps_per_s"] / peer["steps_per_s"], ratio_to_fp32=r["steps_per_s"] / base["steps_per_s"],
+                 last10=float(np.mean(r["losses"][-10:])), mean_rel_dev=float(dev.mean()), max_rel_dev=float(dev.max()))
+        print(f"| {name} | {r['steps_per_s']:.3f} | {r['ratio_to_st']:.2f} | {r['ratio_to_fp32']:.2f} | "
+              f"{r['last10']:.4f} | {100 * r['mean_rel_dev']:.1f}%, {100 * r['max_rel_dev']:.1f}% |")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "train.json").write_text(json.dumps({"batch_size": args.batch_size, "steps": args.steps,
+                                                    "lengths": [QLEN, DLEN], "runs": runs}, indent=2))
 
 
 class iter_batches:
-    """Replays fixed batches as a sampler."""
+    """Replays fixed batches as a sampler (described as the sampler that drew them)."""
 
-    def __init__(self, batches):
-        self.batches, self.batch_size = batches, len(batches[0].triplets)
+    def __init__(self, batches, description):
+        self.batches, self.batch_size, self.description = batches, len(batches[0].triplets), description
 
     def __iter__(self):
         return iter(self.batches)
+
+    def __len__(self):
+        return len(self.batches)
+
+    def describe(self):
+        return self.description
 
     def state_dict(self):
         return {}
@@ -131,7 +165,7 @@ def main():
     p.add_argument("mode", choices=["speed", "memory"])
     p.add_argument("--model", required=True)
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--steps", type=int, default=8)
+    p.add_argument("--steps", type=int, default=50, help="speed: timed steps after one warm-up")
     p.add_argument("--chunk", type=int, default=8)
     args = p.parse_args()
     args.batch_size = args.batch_size or (16 if args.mode == "speed" else 64)
