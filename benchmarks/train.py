@@ -69,14 +69,13 @@ def trainer_run(model, batches, **config):
     """Per-step seconds and losses of our Trainer on fixed batches."""
     import torch
 
-    from pyterrier_hybrid import TrainConfig, Trainer
-    from pyterrier_hybrid.model_dir import resolve_settings
+    from pyterrier_hybrid import BiEncoder, TrainConfig, Trainer
 
     torch.manual_seed(0)
     out = Path(tempfile.mkdtemp()) / "m"
-    settings = resolve_settings(model, query_max_length=QLEN, doc_max_length=DLEN)
-    Trainer(model, batches, out, TrainConfig(steps=len(batches), checkpoint_every=10_000, **config),
-            settings=settings, verbose=False).train()
+    encoder = BiEncoder(model, query_max_length=QLEN, doc_max_length=DLEN, dtype="float32")
+    Trainer(encoder, batches, out, TrainConfig(steps=len(batches), checkpoint_every=10_000, **config),
+            verbose=False).train()
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     return [r["seconds"] for r in log], [r["loss"] for r in log]
 
@@ -145,7 +144,7 @@ t = Trainer(model, sampler(batch), tempfile.mkdtemp() + "/m", TrainConfig(steps=
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 it = iter(t.sampler)
 for _ in range(2):
-    t._train_step(next(it)); t.optimizer.step(); t.optimizer.zero_grad()
+    t.step(next(it))
 print(json.dumps({"base_mb": base / 1024, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 

@@ -78,9 +78,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
+    import os
+
     import torch
 
-    from .model_dir import resolve_settings
+    from .encoder import BiEncoder
     from .training import TrainConfig, Trainer, load_source, make_sampler, split_validation
 
     langs = _langs(args.langs)
@@ -90,13 +92,15 @@ def _train(args: argparse.Namespace) -> None:
         sources, val_sources = zip(*(split_validation(s, args.val_fraction) for s in sources))
         val_sampler = make_sampler(args.sampling, list(val_sources), args.batch_size, args.alpha, args.seed + 1)
     sampler = make_sampler(args.sampling, list(sources), args.batch_size, args.alpha, args.seed)
-    settings = resolve_settings(args.model, query_max_length=args.query_max_length, doc_max_length=args.doc_max_length)
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    encoder = BiEncoder(args.model, query_max_length=args.query_max_length, doc_max_length=args.doc_max_length,
+                        device=device, dtype="float32")
     config = TrainConfig(steps=args.steps, lr=args.lr, weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
                          temperature=args.temperature, grad_cache_chunk=args.grad_cache_chunk, amp=args.amp,
                          freeze_embeddings=args.freeze_embeddings,
                          checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, patience=args.patience)
     torch.manual_seed(args.seed)
-    trainer = Trainer(args.model, sampler, args.out, config, settings=settings, val_sampler=val_sampler)
+    trainer = Trainer(encoder, sampler, args.out, config, val_sampler=val_sampler)
     out = trainer.train(resume=args.resume)
     if trainer.rank == 0:
         print(f"model written to {out} (log: {out / 'train_log.jsonl'})")

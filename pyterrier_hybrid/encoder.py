@@ -16,6 +16,7 @@ from .model_dir import resolve_settings
 from .precision import autocast, resolve_dtype
 
 DocText = Literal["sentence", "sentence+context"]
+Kind = Literal["query", "doc"]
 DOC_TEXTS = ("sentence", "sentence+context")
 
 
@@ -105,29 +106,47 @@ class BiEncoder:
             root = root.resolve()
         return (str(root), files, self.settings, self.doc_text, self.dtype, self.device.type, self.batch_size)
 
-    def _encode(self, first: List[str], second: Optional[List[str]], max_length: int, desc: str) -> np.ndarray:
-        out = np.empty((len(first), self.dim), dtype=np.float32)
+    def embed(self, texts: Sequence[str], kind: Kind, contexts: Optional[Sequence[str]] = None,
+              dtype: Optional[str] = None) -> torch.Tensor:
+        """The one forward pass, shared by encoding, training and validation: prefix, tokenise, encode, pool,
+        normalise. Differentiable unless called under ``no_grad`` / ``inference_mode``.
+
+        Args:
+            texts: one batch of queries or passages, without prefixes.
+            kind: ``"query"`` or ``"doc"``: which prefix and max length apply.
+            contexts: paragraphs encoded as the second segment of each passage (``doc_text="sentence+context"``).
+            dtype: autocast dtype for this call (training and validation choose their own); default ``self.dtype``.
+
+        Returns:
+            ``[len(texts), dim]`` float32 vectors.
+        """
+        s = self.settings
+        prefix, max_length = (s.query_prefix, s.query_max_length) if kind == "query" else (s.doc_prefix, s.doc_max_length)
+        toks = self.tokenizer(
+            [prefix + t for t in texts], list(contexts) if contexts is not None else None, padding=True,
+            truncation="only_second" if contexts is not None else True, max_length=max_length,
+            return_tensors="pt").to(self.device)
+        with autocast(self.device, dtype or self.dtype):
+            hidden = self.model(**toks).last_hidden_state
+        vecs = pool(hidden, toks["attention_mask"], s.pooling).float()
+        return torch.nn.functional.normalize(vecs, dim=-1) if s.normalize else vecs
+
+    def _encode(self, texts: List[str], kind: Kind, contexts: Optional[List[str]] = None) -> np.ndarray:
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
         # longest first: batches of similar length waste little padding
-        order = np.argsort([-len(t) for t in first], kind="stable")
+        order = np.argsort([-len(t) for t in texts], kind="stable")
         batches = range(0, len(order), self.batch_size)
-        with torch.inference_mode(), autocast(self.device, self.dtype):
-            for start in tqdm(batches, desc=desc, unit="batch", disable=not self.verbose):
+        with torch.inference_mode():
+            for start in tqdm(batches, desc="queries" if kind == "query" else "docs", unit="batch",
+                              disable=not self.verbose):
                 idx = order[start:start + self.batch_size]
-                toks = self.tokenizer(
-                    [first[i] for i in idx], [second[i] for i in idx] if second is not None else None,
-                    padding=True, truncation="only_second" if second is not None else True,
-                    max_length=max_length, return_tensors="pt").to(self.device)
-                vecs = pool(self.model(**toks).last_hidden_state, toks["attention_mask"], self.settings.pooling)
-                if self.settings.normalize:
-                    vecs = torch.nn.functional.normalize(vecs.float(), dim=-1)
-                out[idx] = vecs.float().cpu().numpy()
+                vecs = self.embed([texts[i] for i in idx], kind, [contexts[i] for i in idx] if contexts else None)
+                out[idx] = vecs.cpu().numpy()
         return out
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Encode queries (with the query prefix) into a ``[n, dim]`` float32 array, in input order."""
-        texts = require_texts(texts, "query")
-        p = self.settings.query_prefix
-        return self._encode([p + t for t in texts], None, self.settings.query_max_length, "queries")
+        return self._encode(require_texts(texts, "query"), "query")
 
     def encode_docs(self, texts: Sequence[str], contexts: Optional[Sequence[str]] = None) -> np.ndarray:
         """Encode passages (with the doc prefix) into a ``[n, dim]`` float32 array, in input order.
@@ -137,13 +156,11 @@ class BiEncoder:
             contexts: their paragraphs; required when ``doc_text="sentence+context"``.
         """
         texts = require_texts(texts, "text")
-        second = None
-        if self.doc_text == "sentence+context":
-            if contexts is None:
-                raise ValueError("doc_text='sentence+context' needs the contexts of the passages")
-            second = require_texts(contexts, "context")
-        p = self.settings.doc_prefix
-        return self._encode([p + t for t in texts], second, self.settings.doc_max_length, "docs")
+        if self.doc_text != "sentence+context":
+            return self._encode(texts, "doc")
+        if contexts is None:
+            raise ValueError("doc_text='sentence+context' needs the contexts of the passages")
+        return self._encode(texts, "doc", require_texts(contexts, "context"))
 
     def query_encoder(self) -> pt.Transformer:
         """A transformer adding a ``query_vec`` column computed from ``query``."""

@@ -37,16 +37,16 @@ def test_negative_mask_hides_false_negatives_and_empty_slots():
     assert mask.tolist() == [[False, False, True, True], [False, False, False, True]]
 
 
-def trainer(model, source, out, seed=0, settings=None, torch_seed=None, alpha=0.5, **config):
+def trainer(model, source, out, seed=0, torch_seed=None, alpha=0.5, **config):
     torch.manual_seed(seed if torch_seed is None else torch_seed)
     sampler = HybridBatchSampler(source, batch_size=4, alpha=alpha, seed=seed)
-    return Trainer(str(model), sampler, out, TrainConfig(**{"steps": 6, "lr": 5e-4, "checkpoint_every": 3, **config}),
-                   settings=settings, verbose=False)
+    return Trainer(model if isinstance(model, ph.BiEncoder) else str(model), sampler, out,
+                   TrainConfig(**{"steps": 6, "lr": 5e-4, "checkpoint_every": 3, **config}), verbose=False)
 
 
 def grads(t, batch):
     t.optimizer.zero_grad()
-    loss = t._train_step(batch)
+    loss = t._accumulate(batch)
     return loss, {n: p.grad.clone() for n, p in t.model.named_parameters() if p.grad is not None}
 
 
@@ -119,8 +119,8 @@ def test_resume_after_kill_reproduces_the_run(tiny_model_dir, demo, tmp_path):
 
 
 def test_output_loads_in_biencoder_and_sentence_transformers(tiny_model_dir, demo, tmp_path):
-    e5 = ph.EncoderSettings(query_prefix="query: ", doc_prefix="passage: ")
-    out = trainer(tiny_model_dir, demo, tmp_path / "m", steps=2, settings=e5).train()
+    e5 = ph.BiEncoder(tiny_model_dir, query_prefix="query: ", doc_prefix="passage: ")
+    out = trainer(e5, demo, tmp_path / "m", steps=2).train()
     enc = ph.BiEncoder(out)
     assert enc.settings.query_prefix == "query: " and enc.settings.doc_prefix == "passage: "
     from sentence_transformers import SentenceTransformer
@@ -263,10 +263,10 @@ def test_resuming_an_early_stopped_run_trains_no_further(tiny_model_dir, demo, t
         t.train(resume=resume)
         return t
     first = run(False)
-    assert first.stopped_early and first.step == 4
+    assert first.stopped_early and first.steps_done == 4
     before = (tmp_path / "m" / "train_log.jsonl").read_text()
     again = run(True)
-    assert again.step == 4 and (tmp_path / "m" / "train_log.jsonl").read_text() == before
+    assert again.steps_done == 4 and (tmp_path / "m" / "train_log.jsonl").read_text() == before
     assert torch.load(tmp_path / "m" / "checkpoint" / "state.pt")["stopped_early"] is True
 
 

@@ -43,7 +43,9 @@ class Batch:
         return sorted({f"{t.query_lang}-{t.doc_lang}" for t in self.triplets})
 
 
-class _Sampler:
+class BatchSampler:
+    """The base of the batch samplers: draws batches of triplets from parallel sources, seedable and resumable."""
+
     kinds: Tuple[str, ...] = ()
     sampling = ""  # the CLI's --sampling name
     alpha = 0.0    # the probability of an X-X-mono batch
@@ -133,7 +135,7 @@ class _Sampler:
         self.batches_drawn = state["batches_drawn"]
 
 
-class MonolingualBatchSampler(_Sampler):
+class MonolingualBatchSampler(BatchSampler):
     """X-X-mono batches: one language per batch, drawn uniformly among languages that can fill a batch.
 
     Args:
@@ -148,7 +150,7 @@ class MonolingualBatchSampler(_Sampler):
         return self._xx(self._source())
 
 
-class CrossLingualBatchSampler(_Sampler):
+class CrossLingualBatchSampler(BatchSampler):
     """X-Y batches: every query is paired with its positive (and negative) in another language.
 
     Args:
@@ -163,7 +165,7 @@ class CrossLingualBatchSampler(_Sampler):
         return self._xy(self._source())
 
 
-class HybridBatchSampler(_Sampler):
+class HybridBatchSampler(BatchSampler):
     """Hybrid batches: X-X-mono with probability ``alpha``, otherwise X-Y (the paper's best: 0.5).
 
     Args:
@@ -185,7 +187,7 @@ class HybridBatchSampler(_Sampler):
         return self._xx(src) if self.rng.random() < self.alpha else self._xy(src)
 
 
-def make_sampler(sampling: str, sources, batch_size: int, alpha: float = 0.5, seed: int = 0) -> _Sampler:
+def make_sampler(sampling: str, sources, batch_size: int, alpha: float = 0.5, seed: int = 0) -> BatchSampler:
     """The sampler for a CLI ``--sampling`` value: ``xx``, ``xy`` or ``hybrid``."""
     if sampling == "xx":
         return MonolingualBatchSampler(sources, batch_size, seed)
