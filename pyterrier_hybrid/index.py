@@ -1,4 +1,4 @@
-"""FaissIndex: a faiss-backed dense index that knows each document's language.
+"""FaissIndex: a faiss-backed dense index that knows each document's language, and its retriever.
 
 On-disk layout (a directory)::
 
@@ -8,15 +8,14 @@ On-disk layout (a directory)::
     langs.npy      int16 per document: its position in pt_meta.json's "langs" (-1 = unknown)
 
 The directory is built under a temporary name and renamed into place when complete,
-so an interrupted build never leaves a directory that loads.
+so an interrupted build never leaves a directory that loads. :meth:`FaissIndex.from_vectors`
+builds an exact index in memory instead, with no directory at all.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
@@ -26,6 +25,7 @@ import pandas as pd
 import pyterrier as pt
 from tqdm.auto import tqdm
 
+from ._atomic import atomic_directory
 from ._checks import require_columns
 
 INDEX_TYPES = ("flat", "hnsw", "ivf")
@@ -34,6 +34,16 @@ _FILES = ("index.faiss", "docnos.txt", "langs.npy")
 
 class CorruptIndexError(ValueError):
     """An index directory is incomplete or does not match its checksums."""
+
+
+@dataclass(frozen=True)
+class _Contents:
+    """What a FaissIndex searches: read from its directory, or built in memory."""
+    faiss_index: faiss.Index     # vector i is document i
+    index_type: str              # one of INDEX_TYPES
+    docnos: np.ndarray           # object array of str, in index order
+    lang_names: List[str]        # the languages, in order of first appearance
+    lang_codes: np.ndarray       # int16 per document: position in lang_names, -1 = unknown
 
 
 def _md5(path: Path) -> str:
@@ -72,115 +82,174 @@ class FaissIndex(pt.Artifact, pt.Indexer):
 
     def __init__(self, path: str | Path, *, index_type: str = "flat", hnsw_m: int = 32, ivf_nlist: int = 256,
                  overwrite: bool = False, verbose: bool = False):
-        super().__init__(str(path))
+        super().__init__(path)
         if index_type not in INDEX_TYPES:
             raise ValueError(f"index_type={index_type!r} is not supported; use one of {INDEX_TYPES}")
         self.index_type, self.hnsw_m, self.ivf_nlist = index_type, hnsw_m, ivf_nlist
         self.overwrite, self.verbose = overwrite, verbose
-        self._loaded: Optional[Tuple[dict, faiss.Index, np.ndarray, np.ndarray]] = None
+        self._loaded: Optional[_Contents] = None
         self._subsets: Dict[tuple, np.ndarray] = {}
 
+    @classmethod
+    def from_vectors(cls, doc_vecs: np.ndarray, docnos: Sequence[str],
+                     langs: Optional[Sequence[Optional[str]]] = None) -> "FaissIndex":
+        """An exact (flat) index held in memory only, over vectors already at hand.
+
+        It searches exactly as the same vectors indexed on disk would; having no directory, it cannot be
+        indexed into or loaded back.
+
+        Args:
+            doc_vecs: ``[n_docs, dim]`` document vectors; row i is document i.
+            docnos: the documents' docnos, in the same order.
+            langs: each document's language (``None`` where unknown); leave out when no document has one.
+        """
+        vecs = np.asarray(doc_vecs)
+        if vecs.ndim != 2:
+            raise ValueError(f"doc_vecs must be a [n_docs, dim] matrix, got shape {vecs.shape}")
+        vecs = _check_vectors(vecs, 0, None)
+        if len(docnos) != len(vecs) or (langs is not None and len(langs) != len(vecs)):
+            raise ValueError(f"{len(vecs)} vectors but {len(docnos)} docnos"
+                             + ("" if langs is None else f" and {len(langs)} langs") + "; give one per document")
+        if len(vecs) == 0:
+            raise ValueError("nothing to index: doc_vecs has no rows")
+        _check_docnos(docnos, 0)
+        lang_names: List[str] = []
+        codes = _lang_codes([None] * len(vecs) if langs is None else langs, lang_names)
+        flat = faiss.IndexFlatIP(vecs.shape[1])
+        flat.add(vecs)
+        index = cls(pt.Artifact.NO_PATH)
+        index._loaded = _Contents(flat, "flat", np.array(docnos, dtype=object), lang_names, codes)
+        return index
+
     # ---- reading ----------------------------------------------------------------------------
-    def _load(self) -> Tuple[dict, faiss.Index, np.ndarray, np.ndarray]:
+    def _contents(self) -> _Contents:
         if self._loaded is None:
-            root = Path(self.path)
-            meta_path = root / "pt_meta.json"
-            if not meta_path.is_file():
-                raise FileNotFoundError(f"{root} is not a FaissIndex (no pt_meta.json); "
-                                        "build one with (encoder.doc_encoder() >> FaissIndex(path)).index(docs)")
-            try:
-                meta = json.loads(meta_path.read_text())
-            except json.JSONDecodeError as e:
-                raise CorruptIndexError(f"{meta_path} is not valid json ({e}); the index is corrupt, rebuild it") from None
-            if (meta.get("type"), meta.get("format")) != (self.ARTIFACT_TYPE, self.ARTIFACT_FORMAT):
-                raise ValueError(f"{root} holds a {meta.get('type')}.{meta.get('format')} artifact, "
-                                 f"not a {self.ARTIFACT_TYPE}.{self.ARTIFACT_FORMAT} FaissIndex; load it with pt.Artifact.load")
-            for name in _FILES:
-                if not (root / name).is_file():
-                    raise CorruptIndexError(f"{root} is missing {name}; the index is incomplete, rebuild it")
-                if _md5(root / name) != meta["md5"][name]:
-                    raise CorruptIndexError(f"{root / name} does not match the md5 in pt_meta.json; "
-                                            "the index is corrupt, rebuild it")
-            index = faiss.read_index(str(root / "index.faiss"))
-            docnos = np.array((root / "docnos.txt").read_text(encoding="utf-8").split("\n")[:-1], dtype=object)
-            langs = np.load(root / "langs.npy")
-            if not (index.ntotal == len(docnos) == len(langs) == meta["doc_count"]):
-                raise CorruptIndexError(f"{root} is inconsistent: {index.ntotal} vectors, {len(docnos)} docnos, "
-                                        f"{len(langs)} langs, doc_count {meta['doc_count']}; rebuild it")
-            self._loaded = (meta, index, docnos, langs)
+            self._loaded = self._read(Path(self.path))
         return self._loaded
 
+    def _read(self, root: Path) -> _Contents:
+        """Load and check an index directory: its type, every file's md5 and the counts."""
+        meta_path = root / "pt_meta.json"
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"{root} is not a FaissIndex (no pt_meta.json); "
+                                    "build one with (encoder.doc_encoder() >> FaissIndex(path)).index(docs)")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as e:
+            raise CorruptIndexError(f"{meta_path} is not valid json ({e}); the index is corrupt, rebuild it") from None
+        if (meta.get("type"), meta.get("format")) != (self.ARTIFACT_TYPE, self.ARTIFACT_FORMAT):
+            raise ValueError(f"{root} holds a {meta.get('type')}.{meta.get('format')} artifact, "
+                             f"not a {self.ARTIFACT_TYPE}.{self.ARTIFACT_FORMAT} FaissIndex; load it with pt.Artifact.load")
+        for name in _FILES:
+            if not (root / name).is_file():
+                raise CorruptIndexError(f"{root} is missing {name}; the index is incomplete, rebuild it")
+            if _md5(root / name) != meta["md5"][name]:
+                raise CorruptIndexError(f"{root / name} does not match the md5 in pt_meta.json; "
+                                        "the index is corrupt, rebuild it")
+        index = faiss.read_index(str(root / "index.faiss"))
+        docnos = np.array((root / "docnos.txt").read_text(encoding="utf-8").split("\n")[:-1], dtype=object)
+        codes = np.load(root / "langs.npy")
+        if not (index.ntotal == len(docnos) == len(codes) == meta["doc_count"]):
+            raise CorruptIndexError(f"{root} is inconsistent: {index.ntotal} vectors, {len(docnos)} docnos, "
+                                    f"{len(codes)} langs, doc_count {meta['doc_count']}; rebuild it")
+        return _Contents(index, meta["index_type"], docnos, list(meta["langs"]), codes)
+
+    def _where(self) -> str:
+        """The index's name in messages."""
+        return "this in-memory index" if self.path is pt.Artifact.NO_PATH else str(self.path)
+
     def __len__(self) -> int:
-        return self._load()[0]["doc_count"]
+        return len(self._contents().docnos)
 
     @property
     def dim(self) -> int:
         """The vector size."""
-        return self._load()[0]["dim"]
+        return self._contents().faiss_index.d
 
     @property
     def langs(self) -> List[str]:
         """The document languages present in the index."""
-        return list(self._load()[0]["langs"])
+        return list(self._contents().lang_names)
+
+    @property
+    def docnos(self) -> np.ndarray:
+        """Every docno in index order (an object array): document position i, as in ``docid``, is ``docnos[i]``."""
+        return self._contents().docnos
 
     def lang_ids(self, langs: Optional[Sequence[str]]) -> Optional[np.ndarray]:
-        """Positions of the documents in ``langs``; ``None`` when that is every document (no filter needed)."""
+        """Positions of the documents in ``langs``; ``None`` when that is every document (no filter needed).
+
+        Args:
+            langs: languages to keep, or ``None`` for every document.
+        """
         if langs is None:
             return None
-        meta, _, _, codes = self._load()
-        unknown = [lang for lang in langs if lang not in meta["langs"]]
+        c = self._contents()
+        unknown = [lang for lang in langs if lang not in c.lang_names]
         if unknown:
-            raise ValueError(f"unknown language filter {unknown}; this index has {meta['langs']}")
-        wanted = [meta["langs"].index(lang) for lang in langs]
-        ids = np.flatnonzero(np.isin(codes, wanted)).astype(np.int64)
-        return None if len(ids) == meta["doc_count"] else ids
+            raise ValueError(f"unknown language filter {unknown}; this index has {c.lang_names}")
+        wanted = [c.lang_names.index(lang) for lang in langs]
+        ids = np.flatnonzero(np.isin(c.lang_codes, wanted)).astype(np.int64)
+        return None if len(ids) == len(c.docnos) else ids
 
     def _queries(self, query_vecs: np.ndarray) -> np.ndarray:
         q = np.ascontiguousarray(query_vecs, dtype=np.float32)
         if q.ndim != 2 or q.shape[1] != self.dim:
-            raise ValueError(f"query vectors have shape {q.shape}, but {self.path} holds {self.dim}-dimensional "
+            raise ValueError(f"query vectors have shape {q.shape}, but {self._where()} holds {self.dim}-dimensional "
                              "vectors; encode queries with the model that built the index")
         return q
 
     def search(self, query_vecs: np.ndarray, k: Optional[int], langs: Optional[Sequence[str]] = None,
                *, nprobe: int = 16, ef_search: int = 128) -> Tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` inner-product search, ``k=None`` for every (allowed) document.
+        """Top-``k`` inner-product search.
+
+        Args:
+            query_vecs: ``[n_queries, dim]`` query vectors.
+            k: results per query; ``None`` for every (allowed) document.
+            langs: only search documents in these languages.
+            nprobe: IVF cells to visit.
+            ef_search: HNSW search breadth.
 
         Returns:
             ``(scores, ids)``, each ``[n_queries, k]``; ``ids`` are document positions, ``-1`` where an
             approximate index found fewer than ``k``.
         """
-        meta, index, _, _ = self._load()
+        c = self._contents()
         q = self._queries(query_vecs)
         ids = self.lang_ids(langs)
-        allowed = meta["doc_count"] if ids is None else len(ids)
+        allowed = len(c.docnos) if ids is None else len(ids)
         k = allowed if k is None else min(k, allowed)
         if k == 0 or len(q) == 0:
             return np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
-        if meta["index_type"] == "flat":
+        if c.index_type == "flat":
             return _exact_search(q, self._vectors(ids), k, ids)
         sel = None if ids is None else faiss.IDSelectorBatch(ids)
-        if meta["index_type"] == "ivf":
+        if c.index_type == "ivf":
             params = faiss.SearchParametersIVF(sel=sel, nprobe=nprobe)
         else:
             params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(ef_search, k))
-        return index.search(q, k, params=params)
+        return c.faiss_index.search(q, k, params=params)
 
     def scores(self, query_vecs: np.ndarray, langs: Optional[Sequence[str]] = None) -> Tuple[np.ndarray, np.ndarray]:
         """Exact scores of every allowed document, unsorted (a flat index only).
 
+        Args:
+            query_vecs: ``[n_queries, dim]`` query vectors.
+            langs: only score documents in these languages.
+
         Returns:
             ``(scores, ids)``: ``[n_queries, n_allowed]`` inner products and the documents' positions.
         """
-        if self._load()[0]["index_type"] != "flat":
-            raise ValueError(f"scores() needs exact vectors; {self.path} is a {self._load()[0]['index_type']} index")
+        index_type = self._contents().index_type
+        if index_type != "flat":
+            raise ValueError(f"scores() needs exact vectors; {self._where()} is a {index_type} index")
         ids = self.lang_ids(langs)
         vecs = self._vectors(ids)
         return self._queries(query_vecs) @ vecs.T, (np.arange(len(vecs)) if ids is None else ids)
 
     def _vectors(self, ids: Optional[np.ndarray]) -> np.ndarray:
         """A flat index's vectors: all of them (a view), or documents ``ids`` (a cached copy per subset)."""
-        index = self._load()[1]
+        index = self._contents().faiss_index
         vecs = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
         if ids is None:
             return vecs
@@ -210,29 +279,21 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         """Index an iterable of dicts with ``docno``, ``doc_vec`` and optionally ``lang``.
 
         Vectors are added in chunks as they arrive; only the faiss index grows with the corpus.
+
+        Args:
+            inp: the documents, e.g. ``encoder.doc_encoder()`` output over a corpus iterator.
         """
+        if self.path is pt.Artifact.NO_PATH:
+            raise ValueError("an in-memory FaissIndex (from_vectors) has no directory to index into; "
+                             "use FaissIndex(path).index(docs)")
         final = Path(self.path)
         if final.exists() and not self.overwrite:
             raise FileExistsError(f"{final} already exists; pass overwrite=True to replace it")
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        try:
-            meta = self._write(tmp, inp)
-            (tmp / "pt_meta.json").write_text(json.dumps(meta, indent=2))
-            if final.exists():
-                old = final.parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
-                os.rename(final, old)
-                os.rename(tmp, final)
-                shutil.rmtree(old)
-            else:
-                os.rename(tmp, final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+        atomic_directory(final, lambda tmp: self._write(tmp, inp))
         self._loaded, self._subsets = None, {}
         return self
 
-    def _write(self, root: Path, inp: Iterable[Dict]) -> dict:
+    def _write(self, root: Path, inp: Iterable[Dict]) -> None:
         index: Optional[faiss.Index] = None
         lang_names: List[str] = []
         codes: List[np.ndarray] = []
@@ -262,11 +323,12 @@ class FaissIndex(pt.Artifact, pt.Indexer):
             _train_and_add(index, pending)
         faiss.write_index(index, str(root / "index.faiss"))
         np.save(root / "langs.npy", np.concatenate(codes))
-        return {
+        meta = {
             "type": self.ARTIFACT_TYPE, "format": self.ARTIFACT_FORMAT, "package_hint": "pyterrier-hybrid",
             "doc_count": n, "dim": index.d, "index_type": self.index_type, "langs": lang_names,
             "md5": {name: _md5(root / name) for name in _FILES},
         }
+        (root / "pt_meta.json").write_text(json.dumps(meta, indent=2))
 
 
 def _exact_search(q: np.ndarray, vecs: np.ndarray, k: int, ids: Optional[np.ndarray],
@@ -308,28 +370,44 @@ def _check_chunk(chunk: List[Dict], offset: int, lang_names: List[str], dim: Opt
         if col not in first:
             raise KeyError(f"FaissIndex.index needs '{col}' in every document, but document {offset} has "
                            f"{sorted(first)}; index with encoder.doc_encoder() >> FaissIndex(path)")
-    codes = np.empty(len(chunk), dtype=np.int16)
-    for i, d in enumerate(chunk):
-        docno = d.get("docno")
+    _check_docnos([d.get("docno") for d in chunk], offset)
+    codes = _lang_codes([d.get("lang") for d in chunk], lang_names)
+    try:
+        vecs = np.stack([d["doc_vec"] for d in chunk])
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"documents {offset}..{offset + len(chunk) - 1} have missing or ragged doc_vec ({e})") from None
+    return _check_vectors(vecs, offset, dim), codes
+
+
+def _check_docnos(docnos: Sequence, offset: int) -> None:
+    for i, docno in enumerate(docnos):
         if not isinstance(docno, str) or not docno or "\n" in docno or "\r" in docno:
             raise ValueError(f"document {offset + i} has docno {docno!r}; docnos must be non-empty one-line strings "
                              "(no line breaks: \\n or \\r)")
-        lang = d.get("lang")
+
+
+def _lang_codes(langs: Sequence[Optional[str]], lang_names: List[str]) -> np.ndarray:
+    """Each language's position in ``lang_names`` (-1 for ``None``), adding new languages as they come."""
+    codes = np.empty(len(langs), dtype=np.int16)
+    for i, lang in enumerate(langs):
         if lang is None:
             codes[i] = -1
             continue
         if lang not in lang_names:
             lang_names.append(lang)
         codes[i] = lang_names.index(lang)
-    try:
-        vecs = np.ascontiguousarray(np.stack([d["doc_vec"] for d in chunk]), dtype=np.float32)
-    except (KeyError, ValueError) as e:
-        raise ValueError(f"documents {offset}..{offset + len(chunk) - 1} have missing or ragged doc_vec ({e})") from None
+    return codes
+
+
+def _check_vectors(vecs: np.ndarray, offset: int, dim: Optional[int]) -> np.ndarray:
+    """``vecs`` as contiguous float32 ``[n, dim]``, or a ValueError naming the documents from ``offset``."""
+    vecs = np.ascontiguousarray(vecs, dtype=np.float32)
     if vecs.ndim != 2 or (dim is not None and vecs.shape[1] != dim):
-        raise ValueError(f"documents from {offset} have doc_vec of shape {vecs.shape[1:]}, the index has dimension {dim}")
+        raise ValueError(f"documents from {offset} have doc_vec of shape {vecs.shape[1:]}, "
+                         + ("each must be one vector" if dim is None else f"the index has dimension {dim}"))
     if not np.isfinite(vecs).all():
-        raise ValueError(f"documents {offset}..{offset + len(chunk) - 1} have NaN or infinite doc_vec values")
-    return vecs, codes
+        raise ValueError(f"documents {offset}..{offset + len(vecs) - 1} have NaN or infinite doc_vec values")
+    return vecs
 
 
 def _train_and_add(index: faiss.Index, pending: List[np.ndarray]) -> None:
@@ -358,7 +436,7 @@ class FaissRetriever(pt.Transformer):
                                         nprobe=self.nprobe, ef_search=self.ef_search)
         keep = ids >= 0
         per_query = keep.sum(1)
-        docnos = self.index._load()[2]
+        docnos = self.index.docnos
         out = rest.iloc[np.repeat(np.arange(len(rest)), per_query)].reset_index(drop=True)
         return out.assign(
             docno=docnos[ids[keep]],
@@ -368,4 +446,4 @@ class FaissRetriever(pt.Transformer):
         )
 
     def __repr__(self) -> str:
-        return f"FaissRetriever({self.index.path!r}, num_results={self.num_results}, langs={self.langs})"
+        return f"FaissRetriever({self.index._where()!r}, num_results={self.num_results}, langs={self.langs})"

@@ -191,3 +191,40 @@ def test_pipeline_in_experiment(tiny_model_dir, tmp_path):
             aps.append(average_precision(ranked, rel))
     assert len(aps) == 4
     assert res["AP"][0] == pytest.approx(np.mean(aps), abs=1e-6)
+
+
+def test_in_memory_index_searches_as_the_same_vectors_on_disk(built):
+    index, docs, vecs = built
+    mem = FaissIndex.from_vectors(vecs, [d["docno"] for d in docs], [d["lang"] for d in docs])
+    assert mem.path is pt.Artifact.NO_PATH and len(mem) == 300 and mem.dim == 16 and mem.langs == LANGS
+    assert list(mem.docnos) == list(index.docnos) == [d["docno"] for d in docs]
+    qvecs = np.random.default_rng(7).normal(size=(5, 16)).astype(np.float32)
+    for langs in [None, ["de"], ["de", "fr"]]:
+        for got, want in zip(mem.search(qvecs, None, langs), index.search(qvecs, None, langs)):
+            np.testing.assert_array_equal(got, want)
+        for got, want in zip(mem.scores(qvecs, langs), index.scores(qvecs, langs)):
+            np.testing.assert_array_equal(got, want)
+    q = query_frame(qvecs)
+    pd.testing.assert_frame_equal(mem.retriever(num_results=10, langs=["en"])(q), index.retriever(num_results=10, langs=["en"])(q))
+    assert FaissIndex.from_vectors(vecs[:2], ["a", "b"]).lang_ids(None) is None
+
+
+def test_in_memory_index_bad_input(tmp_path):
+    vecs = np.ones((2, 4), np.float32)
+    with pytest.raises(ValueError, match=r"2 vectors but 3 docnos; give one per document"):
+        FaissIndex.from_vectors(vecs, ["a", "b", "c"])
+    with pytest.raises(ValueError, match=r"2 vectors but 2 docnos and 1 langs"):
+        FaissIndex.from_vectors(vecs, ["a", "b"], ["en"])
+    with pytest.raises(ValueError, match=r"must be a \[n_docs, dim\] matrix, got shape \(4,\)"):
+        FaissIndex.from_vectors(np.ones(4), ["a"])
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        FaissIndex.from_vectors(np.array([[1.0, np.inf]]), ["a"])
+    with pytest.raises(ValueError, match="nothing to index"):
+        FaissIndex.from_vectors(np.ones((0, 4)), [])
+    with pytest.raises(ValueError, match=r"document 1 has docno .*no line breaks"):
+        FaissIndex.from_vectors(vecs, ["a", "b\nc"])
+    mem = FaissIndex.from_vectors(vecs, ["a", "b"])
+    with pytest.raises(ValueError, match=r"shape \(1, 3\), but this in-memory index holds 4-dimensional"):
+        mem.search(np.ones((1, 3)), 1)
+    with pytest.raises(ValueError, match=r"in-memory FaissIndex \(from_vectors\) has no directory to index into"):
+        mem.index([{"docno": "a", "doc_vec": np.ones(4)}])
