@@ -12,6 +12,7 @@ from ._lareqa import (
     LareqaQuery,
     dataset_names,
     id_lang,
+    paragraph_id,
     parallel_id,
     parse_squad_sentences,
     register,
@@ -20,12 +21,20 @@ from .demo import DEMO
 from .mlqa_r import MLQA_R
 from .xquad_r import XQUAD_R
 
+#: the one registry of LAReQA families, by ir_datasets name
 FAMILIES = {f.name: f for f in (XQUAD_R, MLQA_R, DEMO)}
 
 for _family in FAMILIES.values():
     register(_family)
 
+
+def family(name: str) -> LareqaFamily:
+    """The registered family called ``name``, or an error listing the registered ones."""
+    if name not in FAMILIES:
+        raise ValueError(f"unknown LAReQA family {name!r}; use one of {sorted(FAMILIES)}")
+    return FAMILIES[name]
+
 __all__ = [
     "DATA_ENV", "DEMO", "FAMILIES", "MLQA_R", "XQUAD_R", "LareqaDataError", "LareqaDoc", "LareqaFamily",
-    "LareqaQuery", "dataset_names", "id_lang", "parallel_id", "parse_squad_sentences", "register",
+    "LareqaQuery", "dataset_names", "family", "id_lang", "paragraph_id", "parallel_id", "parse_squad_sentences", "register",
 ]

@@ -29,7 +29,7 @@ class LareqaDataError(ValueError):
 
 
 class LareqaDoc(NamedTuple):
-    """A candidate sentence. ``doc_id`` is ``<lang>:<paragraph>-<sentence>``."""
+    """A candidate sentence. ``doc_id`` is ``<lang>:<paragraph>-<sentence>`` (see :func:`paragraph_id`)."""
     doc_id: str
     text: str
     context: str
@@ -59,6 +59,11 @@ def id_lang(some_id: str) -> str:
 def parallel_id(query_id: str) -> str:
     """The language-independent question id (``"de:5733"`` -> ``"5733"``)."""
     return query_id.split(":", 1)[1]
+
+
+def paragraph_id(doc_id: str) -> str:
+    """The paragraph a candidate sentence belongs to (``"de:12-3"`` -> ``"de:12"``)."""
+    return doc_id.rsplit("-", 1)[0]
 
 
 @dataclass(frozen=True)
@@ -255,10 +260,10 @@ class LareqaQrels(BaseQrels):
         answers = [self._family.load(lang).answers for lang in self._doc_langs]
         for lang in self._query_langs:
             for q in self._family.load(lang).queries:
-                pid = parallel_id(q.query_id)
+                parallel = parallel_id(q.query_id)
                 for ans in answers:
-                    if pid in ans:
-                        yield GenericQrel(q.query_id, ans[pid], 1)
+                    if parallel in ans:
+                        yield GenericQrel(q.query_id, ans[parallel], 1)
 
     def qrels_cls(self):
         return GenericQrel

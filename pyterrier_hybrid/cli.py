@@ -107,11 +107,13 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ir_datasets_ext import FAMILIES
+
     parser = argparse.ArgumentParser(prog="pyterrier-hybrid", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     ev = sub.add_parser("evaluate", help="run the full Mo./Cr./Mul. protocol and write a report")
-    ev.add_argument("--dataset", choices=["xquad-r", "mlqa-r", "lareqa-demo"], required=True)
+    ev.add_argument("--dataset", choices=sorted(FAMILIES), required=True)
     who = ev.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="local model directory or Hugging Face name")
     who.add_argument("--bm25", action="store_true", help="evaluate BM25 (pyterrier-pisa) instead of a model")

@@ -60,7 +60,7 @@ for _lang in TEXT:
 
 def test_irds_items_are_parallel_with_hard_negatives():
     src = from_irds("fake-mmarco/{lang}/train", ["en", "de"])
-    assert [i.pid for i in src.items] == ["q0", "q1"]
+    assert [i.parallel_id for i in src.items] == ["q0", "q1"]
     q0 = src.items[0].langs
     assert q0["en"].query == "what colour is the lighthouse" and q0["de"].positive == "Der Leuchtturm ist rot."
     assert q0["de"].negatives == ("Nachts fahren Schiffe vorbei.",)

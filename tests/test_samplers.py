@@ -17,10 +17,10 @@ def synthetic(name="s", n=60, langs=("en", "de", "fr", "es"), missing_every=3):
 
 
 def check_batch(batch, source):
-    pids = [t.pid for t in batch.triplets]
+    pids = [t.parallel_id for t in batch.triplets]
     assert len(pids) == len(set(pids)), "a parallel id twice in one batch"
     for t in batch.triplets:
-        i = t.pid[len(source.name):]
+        i = t.parallel_id[len(source.name):]
         assert t.query == f"Q {t.query_lang} {i}" and t.positive == f"P {t.doc_lang} {i}" and t.negative == f"N {t.doc_lang} {i}"
         if batch.kind == "xx":
             assert t.query_lang == t.doc_lang == batch.triplets[0].query_lang
@@ -103,7 +103,7 @@ def test_bad_inputs():
 def test_lareqa_source_uses_paragraph_negatives():
     src = from_lareqa("lareqa-demo")
     assert len(src) == 5 and src.langs == ["en", "de", "fr"]
-    q5 = next(i for i in src.items if i.pid == "q5")
+    q5 = next(i for i in src.items if i.parallel_id == "q5")
     assert set(q5.langs) == {"en", "de"}
     assert q5.langs["en"].positive == "Today the harbour hosts a summer regatta."
     assert set(q5.langs["en"].negatives) == {"Tin was mined in the valley until the river flooded.",
@@ -118,7 +118,7 @@ def test_jsonl_source(tmp_path):
                                        "de": {"query": "Wo?", "positive": "Hier."}}}) + "\n\n" +
         json.dumps({"id": 2, "langs": {"en": {"query": "Who?", "positive": "Ada."}}}) + "\n", encoding="utf-8")
     src = load_source(str(path))
-    assert [i.pid for i in src.items] == ["1", "2"]
+    assert [i.parallel_id for i in src.items] == ["1", "2"]
     assert src.items[0].langs["de"] == Entry("Wo?", "Hier.", ())
     assert src.items[0].langs["en"].negatives == ("There.",)
     path.write_text('{"id": 3, "langs": {"en": {"query": "x"}}}\n')

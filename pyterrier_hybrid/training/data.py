@@ -23,6 +23,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import ir_datasets
 
+import ir_datasets_ext as lareqa
 from ir_datasets_ext import LareqaFamily
 
 
@@ -37,7 +38,7 @@ class Entry:
 @dataclass(frozen=True)
 class ParallelItem:
     """A training item: the same question and answer in several languages, under one parallel id."""
-    pid: str
+    parallel_id: str
     langs: Dict[str, Entry] = field(hash=False)
 
 
@@ -52,12 +53,12 @@ class ParallelSource:
             raise ValueError(f"training source {self.name!r} has no items")
         seen = set()
         for item in self.items:
-            if item.pid in seen:
-                raise ValueError(f"training source {self.name!r} has parallel id {item.pid!r} twice; merge its languages into one item")
-            seen.add(item.pid)
+            if item.parallel_id in seen:
+                raise ValueError(f"training source {self.name!r} has parallel id {item.parallel_id!r} twice; merge its languages into one item")
+            seen.add(item.parallel_id)
             for lang, e in item.langs.items():
                 if not (e.query.strip() and e.positive.strip()):
-                    raise ValueError(f"training source {self.name!r}: item {item.pid!r} ({lang}) has an empty query or positive")
+                    raise ValueError(f"training source {self.name!r}: item {item.parallel_id!r} ({lang}) has an empty query or positive")
 
     def __len__(self) -> int:
         return len(self.items)
@@ -72,7 +73,7 @@ class ParallelSource:
         h = hashlib.sha1()
         for item in self.items:
             for lang, e in sorted(item.langs.items()):
-                h.update("\0".join((item.pid, lang, e.query, e.positive, *e.negatives)).encode("utf-8"))
+                h.update("\0".join((item.parallel_id, lang, e.query, e.positive, *e.negatives)).encode("utf-8"))
         return {"name": self.name, "items": len(self.items), "langs": self.langs, "sha1": h.hexdigest()}
 
     def restrict(self, langs: Sequence[str]) -> "ParallelSource":
@@ -80,15 +81,15 @@ class ParallelSource:
         unknown = [lang for lang in langs if lang not in self.langs]
         if unknown:
             raise ValueError(f"training source {self.name!r} has no language {unknown}; it has {self.langs}")
-        items = [ParallelItem(i.pid, {k: v for k, v in i.langs.items() if k in langs}) for i in self.items]
+        items = [ParallelItem(i.parallel_id, {k: v for k, v in i.langs.items() if k in langs}) for i in self.items]
         return ParallelSource(self.name, [i for i in items if i.langs])
 
 
 def _group(name: str, rows: Iterable[Tuple[str, str, Entry]]) -> ParallelSource:
-    by_pid: Dict[str, Dict[str, Entry]] = {}
-    for pid, lang, entry in rows:
-        by_pid.setdefault(pid, {})[lang] = entry
-    return ParallelSource(name, [ParallelItem(pid, langs) for pid, langs in by_pid.items()])
+    by_id: Dict[str, Dict[str, Entry]] = {}
+    for parallel, lang, entry in rows:
+        by_id.setdefault(parallel, {})[lang] = entry
+    return ParallelSource(name, [ParallelItem(parallel, langs) for parallel, langs in by_id.items()])
 
 
 def from_lareqa(family: Union[str, LareqaFamily], langs: Optional[Sequence[str]] = None,
@@ -100,13 +101,7 @@ def from_lareqa(family: Union[str, LareqaFamily], langs: Optional[Sequence[str]]
         langs: the languages to use (default: all of the family's).
         max_negatives: at most this many same-paragraph sentences per item and language.
     """
-    from ir_datasets_ext import FAMILIES, parallel_id
-
-    if isinstance(family, str):
-        if family not in FAMILIES:
-            raise ValueError(f"unknown LAReQA family {family!r}; use one of {sorted(FAMILIES)}")
-        family = FAMILIES[family]
-    fam = family
+    fam = lareqa.family(family) if isinstance(family, str) else family
     langs = list(langs) if langs else list(fam.langs)
     fam.check_langs(langs)
 
@@ -116,12 +111,12 @@ def from_lareqa(family: Union[str, LareqaFamily], langs: Optional[Sequence[str]]
             by_id = {d.doc_id: d for d in parsed.docs}
             paragraph: Dict[str, List[str]] = {}
             for d in parsed.docs:
-                paragraph.setdefault(d.doc_id.rsplit("-", 1)[0], []).append(d.doc_id)
+                paragraph.setdefault(lareqa.paragraph_id(d.doc_id), []).append(d.doc_id)
             for q in parsed.queries:
-                pid = parallel_id(q.query_id)
-                pos = parsed.answers[pid]
-                negs = [by_id[d].text for d in paragraph[pos.rsplit("-", 1)[0]] if d != pos and by_id[d].text != by_id[pos].text]
-                yield pid, lang, Entry(q.text, by_id[pos].text, tuple(negs[:max_negatives]))
+                parallel = lareqa.parallel_id(q.query_id)
+                pos = parsed.answers[parallel]
+                negs = [by_id[d].text for d in paragraph[lareqa.paragraph_id(pos)] if d != pos and by_id[d].text != by_id[pos].text]
+                yield parallel, lang, Entry(q.text, by_id[pos].text, tuple(negs[:max_negatives]))
 
     return _group(fam.name, rows())
 
@@ -187,8 +182,6 @@ def from_jsonl(path: str | Path) -> ParallelSource:
 def load_source(spec: str, langs: Optional[Sequence[str]] = None) -> ParallelSource:
     """A source from a CLI ``--data`` value: a ``.jsonl`` file, a LAReQA family name, a folder named after a
     family (e.g. ``../shared/data/mlqa-r``, read in place and md5-checked), or an ir_datasets pattern with ``{lang}``."""
-    from ir_datasets_ext import FAMILIES
-
     path = Path(spec)
     if "{lang}" in spec:
         if not langs:
@@ -197,11 +190,11 @@ def load_source(spec: str, langs: Optional[Sequence[str]] = None) -> ParallelSou
     if spec.endswith(".jsonl"):
         source = from_jsonl(path)
         return source.restrict(langs) if langs else source
-    if spec in FAMILIES:
-        return from_lareqa(FAMILIES[spec], langs)
-    if path.is_dir() and path.name in FAMILIES:
-        return from_lareqa(replace(FAMILIES[path.name], data_dir=str(path.parent)), langs)
-    raise ValueError(f"--data {spec!r} is not a .jsonl file, a LAReQA family ({sorted(FAMILIES)}), a folder named "
+    if spec in lareqa.FAMILIES:
+        return from_lareqa(spec, langs)
+    if path.is_dir() and path.name in lareqa.FAMILIES:
+        return from_lareqa(replace(lareqa.family(path.name), data_dir=str(path.parent)), langs)
+    raise ValueError(f"--data {spec!r} is not a .jsonl file, a LAReQA family ({sorted(lareqa.FAMILIES)}), a folder named "
                      "after one, or an ir_datasets pattern with {lang}")
 
 
@@ -210,7 +203,7 @@ def split_validation(source: ParallelSource, fraction: float) -> Tuple[ParallelS
     by a hash of the id: the same ids go to validation on every run."""
     if not 0.0 < fraction < 1.0:
         raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
-    held = [hashlib.md5(i.pid.encode()).digest()[0] < fraction * 256 for i in source.items]
+    held = [hashlib.md5(i.parallel_id.encode()).digest()[0] < fraction * 256 for i in source.items]
     train = [i for i, h in zip(source.items, held) if not h]
     val = [i for i, h in zip(source.items, held) if h]
     return ParallelSource(source.name, train), ParallelSource(f"{source.name} (validation)", val)

@@ -22,7 +22,7 @@ from .data import ParallelSource
 
 @dataclass(frozen=True)
 class Triplet:
-    pid: str
+    parallel_id: str
     query_lang: str
     doc_lang: str
     query: str
@@ -97,7 +97,7 @@ class BatchSampler:
         triplets = []
         for i in chosen:
             e = s.items[i].langs[lang]
-            triplets.append(Triplet(s.items[i].pid, lang, lang, e.query, e.positive, self._negative(e.negatives)))
+            triplets.append(Triplet(s.items[i].parallel_id, lang, lang, e.query, e.positive, self._negative(e.negatives)))
         return Batch("xx", s.name, tuple(triplets))
 
     def _xy(self, src: int) -> Batch:
@@ -109,7 +109,7 @@ class BatchSampler:
             langs = sorted(item.langs)
             x, y = (langs[j] for j in self.rng.choice(len(langs), size=2, replace=False))
             q, d = item.langs[x], item.langs[y]
-            triplets.append(Triplet(item.pid, x, y, q.query, d.positive, self._negative(d.negatives)))
+            triplets.append(Triplet(item.parallel_id, x, y, q.query, d.positive, self._negative(d.negatives)))
         return Batch("xy", s.name, tuple(triplets))
 
     def _draw(self) -> Batch:
