@@ -114,7 +114,7 @@ def pick_model(flag: Optional[str], name: str = HUB_MODEL, timeout: float = PROB
 
 
 def tiny_model(path: Path) -> str:
-    from pyterrier_hybrid.tiny_model import make_tiny_model
+    from pyterrier_hybrid.testing import make_tiny_model
 
     return str(make_tiny_model(path))
 

@@ -21,7 +21,7 @@ def shared_data(monkeypatch):
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    from pyterrier_hybrid.tiny_model import make_tiny_model
+    from pyterrier_hybrid.testing import make_tiny_model
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
@@ -47,16 +47,6 @@ def me5_dir():
 
 @pytest.fixture(scope="session")
 def tiny_model_no_dropout(tmp_path_factory):
-    from pyterrier_hybrid.tiny_model import make_tiny_model
+    from pyterrier_hybrid.testing import make_tiny_model
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model-nodrop"), dropout=0.0)
 
-
-def make_fake_hub_cache(model_dir: Path, repo_id: str, cache: Path) -> Path:
-    """Lay ``model_dir`` out as huggingface_hub's cache holds a downloaded ``repo_id`` (for HF_HUB_CACHE)."""
-    import shutil
-    revision = "0" * 40
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    shutil.copytree(model_dir, repo / "snapshots" / revision)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(revision)
-    return cache

@@ -148,7 +148,7 @@ print(repr(hub.settings))
 def test_hub_name_reads_the_same_settings_as_its_local_directory(tiny_model_dir, tmp_path):
     import subprocess
     import sys
-    from conftest import make_fake_hub_cache
+    from pyterrier_hybrid.testing import make_fake_hub_cache
     local = tmp_path / "local"
     import shutil
     shutil.copytree(tiny_model_dir, local)

@@ -25,8 +25,8 @@ from ir_datasets_ext import DEMO, LareqaFamily
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))
 import experiment  # noqa: E402
+from pyterrier_hybrid.testing import make_fake_hub_cache  # noqa: E402
 
-SNAPSHOT = "0123456789abcdef0123456789abcdef01234567"
 SCREEN = 24  # lines of a default terminal
 # the family the end-to-end runs download in place of XQuAD-R (a subprocess cannot see this module's objects)
 DRIVER = """
@@ -65,11 +65,7 @@ def closed_url():
 @pytest.fixture
 def fake_hub(tiny_model_dir, tmp_path):
     """A Hugging Face cache holding the tiny model as intfloat/multilingual-e5-small."""
-    repo = tmp_path / "hub" / "models--intfloat--multilingual-e5-small"
-    shutil.copytree(tiny_model_dir, repo / "snapshots" / SNAPSHOT)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(SNAPSHOT)
-    return tmp_path / "hub"
+    return make_fake_hub_cache(tiny_model_dir, "intfloat/multilingual-e5-small", tmp_path / "hub")
 
 
 @pytest.fixture
