@@ -1,50 +1,56 @@
-"""The alpha sweep: hybrid batches with alpha in {0, 0.25, 0.5, 0.75, 1}, the same budget and seed each.
+"""The α study: hybrid batches with α ∈ {0, 0.25, 0.5, 0.75, 1} × seeds {0, 1, 2}, selected on MLQA-R only.
 
-alpha = 1 is X-X-mono and alpha = 0 is X-Y. Takes the options of examples/reproduce.py, plus --alphas;
-writes R/sweep/alpha-<a>/ (model and report), R/sweep.json and R/sweep.png (Mul. mAP and rank distance
-against alpha).
+α = 1 is X-X-mono and α = 0 is X-Y, so the baselines come with seeds too. Every run starts from
+multilingual-e5-small, trains on MLQA-R (a fixed 10% of parallel ids held out; the checkpoint with the lowest
+validation loss is kept) with the budget of docs/results.md, and is evaluated on the full XQuAD-R protocol.
+Runs go seed by seed, so a study cut short still covers every α. Finished runs keep their artifacts in
+docs/results/<study>/ and are skipped; ``--commit`` commits each one as it finishes.
 
-    python examples/alpha_sweep.py --model .cache/me5 --out runs/reproduce
+    python examples/alpha_sweep.py --model .cache/me5 --commit                  # the sweep (15 runs)
+    python examples/alpha_sweep.py --model .cache/me5 --study budget --commit   # α ∈ {0, 0.5, 1} at 4× the steps
+    python examples/alpha_sweep.py --model .cache/me5 --study reverse --commit  # train on XQuAD-R, test on MLQA-R
 """
-import json
-import os
+from __future__ import annotations
+
+import argparse
 import sys
 from pathlib import Path
+from typing import Dict, List, Tuple
 
 sys.path.insert(0, str(Path(__file__).parent))
-from reproduce import REPO, evaluate, parser, train  # noqa: E402
+from studies import REPO, RESULTS, Recipe, Run, run_study  # noqa: E402
+
+#: the training recipe examples/recipe.py settled on (docs/training.md, "Precision on the CPU")
+RECIPE_FLAGS = ("--amp", "bf16", "--freeze-embeddings")
+XQUAD_LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
+
+
+def runs(alphas: List[float], seeds: List[int]) -> List[Run]:
+    return [Run(f"alpha{a:g}-seed{s}", "hybrid", a, s, RECIPE_FLAGS) for s in seeds for a in alphas]
+
+
+def study(name: str, model: str) -> Tuple[Recipe, List[Run]]:
+    """The recipe and runs of a study: the sweep, the 4× budget, or the reverse direction."""
+    if name == "alpha":
+        return Recipe(model=model), runs([0, 0.25, 0.5, 0.75, 1], [0, 1, 2])
+    if name == "budget":
+        return Recipe(model=model, steps=4 * Recipe.steps, eval_every=4 * Recipe.eval_every), runs([0, 0.5, 1], [0])
+    if name == "reverse":
+        data = str(REPO.parent / "shared" / "data" / "xquad-r")
+        return Recipe(model=model, data=data, langs=XQUAD_LANGS, eval_dataset="mlqa-r"), runs([0, 0.5, 1], [0])
+    raise ValueError(f"unknown study {name!r}")
 
 
 def main() -> None:
-    p = parser()
-    p.add_argument("--alphas", default="0,0.25,0.5,0.75,1")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="the starting checkpoint (multilingual-e5-small)")
+    p.add_argument("--study", choices=["alpha", "budget", "reverse"], default="alpha")
+    p.add_argument("--work", default="runs", help="where models and evaluations are written (not committed)")
+    p.add_argument("--commit", action="store_true", help="git-commit each run's artifacts as it finishes")
     args = p.parse_args()
-    if not os.environ.get("PYTERRIER_HYBRID_DATA") and (REPO.parent / "shared" / "data").is_dir():
-        os.environ["PYTERRIER_HYBRID_DATA"] = str(REPO.parent / "shared" / "data")
-    out = Path(args.out)
-    points = []
-    for alpha in [float(a) for a in args.alphas.split(",")]:
-        run = out / "sweep" / f"alpha-{alpha:g}"
-        model = train(args, "hybrid", alpha, run / "model")
-        rep = evaluate(args, f"alpha={alpha:g}", str(model), run / "eval")
-        points.append({"alpha": alpha, "mAP": rep["mAP"], "rank_distance": rep["rank_distance"]["macro"]})
-        print(json.dumps(points[-1]))
-    (out / "sweep.json").write_text(json.dumps(points, indent=2))
-
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    alphas = [pt["alpha"] for pt in points]
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    ax.plot(alphas, [pt["mAP"]["multi"] for pt in points], "o-", color="tab:blue")
-    ax.set_xlabel("alpha (share of X-X-mono batches)")
-    ax.set_ylabel("Mul. mAP", color="tab:blue")
-    ax2 = ax.twinx()
-    ax2.plot(alphas, [pt["rank_distance"] for pt in points], "s--", color="tab:red")
-    ax2.set_ylabel("rank distance (lower is better)", color="tab:red")
-    ax.set_title(f"alpha sweep on {args.eval_dataset}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / "sweep.png", dpi=120)
+    recipe, todo = study(args.study, args.model)
+    done: Dict[str, Path] = run_study(recipe, todo, RESULTS / args.study, Path(args.work) / args.study, args.commit)
+    print(f"{len(done)} runs in {RESULTS / args.study}; tables and figures: python examples/results.py")
 
 
 if __name__ == "__main__":

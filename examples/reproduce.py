@@ -17,12 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+from studies import REPO, cli, seen_unseen  # noqa: E402
+
 TRAIN_LANGS = ["ar", "de", "en", "es", "hi", "vi", "zh"]
 PAPER = {  # DESIGN.md section 2: XQuAD-R macro mAP Mo./Cr./Mul. and rank distance
     "XLM-R X-X-mono": (0.792, 0.674, 0.547, 410.2),
@@ -30,10 +31,6 @@ PAPER = {  # DESIGN.md section 2: XQuAD-R macro mAP Mo./Cr./Mul. and rank distan
     "XLM-R hybrid": (0.798, 0.705, 0.593, 286.6),
     "LaBSE hybrid": (0.817, 0.767, 0.682, 221.1),
 }
-
-
-def cli(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "pyterrier_hybrid.cli", *args], check=True)
 
 
 def train(args, sampling: str, alpha: float, out: Path) -> Path:
@@ -70,23 +67,6 @@ def evaluate(args, name: str, model: str | None, out: Path) -> dict:
     rep = json.loads(report.read_text())
     rep["name"] = name
     return rep
-
-
-def seen_unseen(rep: dict, seen: Sequence[str]) -> Dict[str, Dict[str, float]]:
-    """Macro mAP and rank distance over settings whose languages are all seen, or that involve an unseen one."""
-    import numpy as np
-
-    out = {}
-    for part, keep in [("seen", lambda *ls: all(lang in seen for lang in ls)),
-                       ("unseen", lambda *ls: any(lang not in seen for lang in ls))]:
-        m = rep["matrix"]
-        mono = [m[x][x] for x in m if keep(x)]
-        cross = [v for x in m for y, v in m[x].items() if y != x and keep(x, y)]
-        multi = [v for x, v in rep["multi_by_lang"].items() if keep(x)]
-        rd = [v for x, v in rep["rank_distance"].items() if x != "macro" and keep(x)]
-        out[part] = {k: float(np.mean(v)) if v else float("nan")
-                     for k, v in [("mono", mono), ("cross", cross), ("multi", multi), ("rank_distance", rd)]}
-    return out
 
 
 def direction(a: Sequence[float], b: Sequence[float], name: str = "hybrid") -> str:

@@ -1,4 +1,4 @@
-"""examples/reproduce.py and examples/alpha_sweep.py end to end on the bundled demo with a tiny model."""
+"""examples/reproduce.py end to end on the bundled demo with a tiny model, and the studies of examples/alpha_sweep.py."""
 import json
 import subprocess
 import sys
@@ -35,13 +35,17 @@ def test_reproduce_trains_evaluates_and_summarizes(tiny_model_dir, tmp_path):
     assert len((tmp_path / "models" / "hybrid" / "train_log.jsonl").read_text().splitlines()) == 3
 
 
-def test_alpha_sweep(tiny_model_dir, tmp_path):
-    run("alpha_sweep.py", tiny_model_dir, tmp_path, "--alphas", "0,1")
-    points = json.loads((tmp_path / "sweep.json").read_text())
-    assert [p["alpha"] for p in points] == [0.0, 1.0]
-    kinds = {json.loads(line)["kind"] for line in (tmp_path / "sweep" / "alpha-0" / "model" / "train_log.jsonl").read_text().splitlines()}
-    assert kinds == {"xy"}
-    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+def test_alpha_sweep_studies():
+    import alpha_sweep
+    recipe, runs = alpha_sweep.study("alpha", "M")
+    assert len(runs) == 15 and len({r.name for r in runs}) == 15
+    assert [(r.alpha, r.seed) for r in runs[:5]] == [(a, 0) for a in (0, 0.25, 0.5, 0.75, 1)]  # seed by seed
+    assert all(r.sampling == "hybrid" and tuple(r.flags) == alpha_sweep.RECIPE_FLAGS for r in runs)
+    assert (recipe.steps, recipe.batch_size, recipe.val_fraction, recipe.eval_dataset) == (120, 32, 0.1, "xquad-r")
+    budget, runs = alpha_sweep.study("budget", "M")
+    assert budget.steps == 4 * recipe.steps and [r.alpha for r in runs] == [0, 0.5, 1]
+    reverse, _ = alpha_sweep.study("reverse", "M")
+    assert reverse.eval_dataset == "mlqa-r" and reverse.data.endswith("xquad-r") and len(reverse.langs) == 11
 
 
 def _report(multi, rd, cell):
