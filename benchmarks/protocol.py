@@ -1,4 +1,4 @@
-"""Protocol wall time: run_protocol (encode once, filter one index) against one pt.Experiment per setting.
+"""Protocol wall time: run_protocol (encode once, filter one in-memory index) against one pt.Experiment per setting.
 
     python benchmarks/protocol.py --model .cache/me5 [--langs en,de,zh] [--max-queries 200] [--full]
 
@@ -14,13 +14,12 @@ import time
 from pathlib import Path
 
 
-
 def naive(encoder, dataset, langs, max_queries):
     import pyterrier as pt
     from ir_measures import AP
 
     import pyterrier_hybrid as ph
-    from pyterrier_hybrid.protocol import load_split
+    from pyterrier_hybrid.splits import load_split
 
     split = load_split(dataset, langs, max_queries)
     work = Path(tempfile.mkdtemp())
@@ -62,7 +61,8 @@ def main():
     os.environ.setdefault("PYTERRIER_HYBRID_DATA", str(shared))
 
     import pyterrier_hybrid as ph
-    from pyterrier_hybrid.protocol import DenseRanker, run_protocol
+    from pyterrier_hybrid.protocol import run_protocol
+    from pyterrier_hybrid.rankers import DenseRanker
 
     encoder = ph.BiEncoder(args.model, batch_size=args.batch_size)
     langs = args.langs.split(",")

@@ -1,11 +1,14 @@
-"""Language-bias measures for multilingual retrieval, defined through ``ir_measures.define``.
+"""Language-bias measures for multilingual retrieval, defined through ``ir_measures.define``, and the
+vectorised arithmetic the protocol runner uses to compute AP and the same measures over whole rank matrices.
 
 They work next to ``AP`` in ``pt.Experiment(eval_metrics=[...])`` and ``ir_measures.calc_aggregate``.
 Document and query languages are read from ids (``"<lang>:..."``, as in the ``xquad-r`` / ``mlqa-r``
 entries); :func:`query_language_share` and :func:`rank_correlation` take other id schemes.
 
 Ranks: within a query, documents are ordered by score, descending; equal scores are ordered by doc_id,
-descending, as trec_eval does. The first document has rank 1.
+descending, as trec_eval does. The first document has rank 1. The vectorised functions take ranks in that
+order and must give the same numbers as ``AP`` and the measures here (tests/test_protocol.py checks every
+setting against ir_measures).
 """
 from __future__ import annotations
 
@@ -120,3 +123,59 @@ def rank_correlation(lang_of: IdFn = id_lang, group_of: IdFn = parallel_id) -> i
 
 QueryLanguageShare = query_language_share()
 RankCorrelation = rank_correlation()
+
+
+# ---- vectorised: the same numbers over rank matrices, for the protocol runner ---------------------------------
+
+def average_precisions(ranks: np.ndarray) -> np.ndarray:
+    """``AP`` per row of relevant-document ranks.
+
+    Args:
+        ranks: ``[queries, w]`` 1-based ranks of each query's relevant documents; -1 pads, and 0 marks one that
+            was not ranked (it counts as relevant but adds nothing).
+    """
+    n_rel = (ranks >= 0).sum(axis=1)
+    found = np.sort(np.where(ranks > 0, ranks, np.inf), axis=1)
+    return (np.arange(1, ranks.shape[1] + 1) / found).sum(axis=1) / n_rel
+
+
+def rank_distances(ranks: np.ndarray, n_ranked: np.ndarray) -> np.ndarray:
+    """:data:`RankDistance` per row: highest minus lowest relevant rank; 0 for fewer than two relevant documents.
+
+    Args:
+        ranks: as for :func:`average_precisions`; an unranked document counts at ``n_ranked + 1``.
+        n_ranked: per row, how many documents the query ranked.
+    """
+    valid = ranks >= 0
+    r = np.where(ranks == 0, n_ranked[:, None] + 1, ranks).astype(np.float64)
+    spread = np.where(valid, r, -np.inf).max(axis=1) - np.where(valid, r, np.inf).min(axis=1)
+    return np.where(valid.sum(axis=1) >= 2, spread, 0.0)
+
+
+def language_shares(top_langs: np.ndarray, query_lang: int) -> np.ndarray:
+    """``QueryLanguageShare@k`` per query that ranked anything (queries with an empty run are skipped).
+
+    Args:
+        top_langs: ``[queries, k]`` language codes of each query's top k documents; -1 pads a shorter ranking.
+        query_lang: the queries' language code.
+    """
+    counted = (top_langs >= 0).sum(axis=1)
+    same = (top_langs == query_lang).sum(axis=1)
+    return same[counted > 0] / counted[counted > 0]
+
+
+def parallel_rank_correlations(ranks: np.ndarray) -> np.ndarray:
+    """:data:`RankCorrelation` for a group of parallel queries: per row, the mean Spearman correlation with every
+    other row, over the documents every row ranked; NaN for all rows when fewer than two documents are shared.
+
+    Args:
+        ranks: ``[parallel queries, documents]`` 1-based ranks per document, 0 where a row did not rank it.
+    """
+    shared = ranks[:, (ranks > 0).all(axis=0)]
+    if shared.shape[1] < 2:
+        return np.full(len(ranks), np.nan)
+    if shared.shape[1] < ranks.shape[1]:  # partial rankings: rank again within the shared documents
+        shared = np.argsort(np.argsort(shared, axis=1), axis=1)
+    r = np.corrcoef(shared.astype(np.float64))
+    np.fill_diagonal(r, np.nan)
+    return np.nanmean(r, axis=1)

@@ -1,10 +1,13 @@
 import ir_measures
+import numpy as np
 import pandas as pd
 import pyterrier as pt
 import pytest
 from ir_measures import AP
 
-from pyterrier_hybrid.measures import QueryLanguageShare, RankCorrelation, RankDistance, query_language_share
+from pyterrier_hybrid.measures import (QueryLanguageShare, RankCorrelation, RankDistance, average_precisions,
+                                       language_shares, parallel_rank_correlations, query_language_share,
+                                       rank_distances)
 
 
 def frame(rows, cols):
@@ -83,3 +86,30 @@ def test_measures_in_pt_experiment():
     assert out["RankDistance"][0] == pytest.approx(1.0)
     # AP by hand: q1 (1 + 2/3)/2, q2 tie: y,x,z -> (1/2 + 2/3)/2, q4 1/2
     assert out["AP"][0] == pytest.approx(((1 + 2 / 3) / 2 + (1 / 2 + 2 / 3) / 2 + 1 / 2) / 3)
+
+
+# the vectorised functions the protocol runner uses, on the cases above (tests/test_protocol.py checks them
+# against ir_measures on every setting of a real run)
+
+def test_average_precision_and_rank_distance_by_hand():
+    ranks = np.array([[1, 3, -1], [2, 0, -1], [5, 2, 9]])  # -1 pads; 0 = relevant but not retrieved
+    np.testing.assert_allclose(average_precisions(ranks), [(1 + 2 / 3) / 2, 0.25, (1 / 2 + 2 / 5 + 3 / 9) / 3])
+    np.testing.assert_allclose(rank_distances(ranks, np.array([10, 10, 10])), [2, 9, 7])  # row 2: unranked at 11
+
+
+def test_language_shares_by_hand():
+    de, en = 0, 1
+    top = np.array([[de, en, de], [de, de, en], [en, -1, -1], [-1, -1, -1]])  # -1: nothing ranked there
+    # as test_query_language_share_at_k for the first two rows; the empty fourth row is skipped
+    np.testing.assert_allclose(language_shares(top[:, :2], de), [0.5, 1.0, 0.0])
+    np.testing.assert_allclose(language_shares(top, de), [2 / 3, 2 / 3, 0.0])
+
+
+def test_parallel_rank_correlations_by_hand():
+    # the rankings of test_rank_correlation_by_hand as ranks of d1..d4: de 1234, en 2134, fr 4321
+    ranks = np.array([[1, 2, 3, 4], [2, 1, 3, 4], [4, 3, 2, 1]])
+    np.testing.assert_allclose(parallel_rank_correlations(ranks), [-0.1, 0.0, -0.9])
+    # test_rank_correlation_uses_documents_ranked_by_all: a, b, c, z; only b and c are ranked by both
+    partial = np.array([[1, 2, 3, 0], [0, 2, 1, 3]])
+    np.testing.assert_allclose(parallel_rank_correlations(partial), [-1.0, -1.0])
+    assert np.isnan(parallel_rank_correlations(np.array([[1, 0], [0, 1]]))).all()

@@ -6,13 +6,15 @@ import ir_datasets
 import ir_measures
 import numpy as np
 import pandas as pd
+import pyterrier as pt
 import pytest
 from ir_measures import AP
 
 import pyterrier_hybrid as ph
 from pyterrier_hybrid.measures import QueryLanguageShare, RankCorrelation, RankDistance
-from pyterrier_hybrid.protocol import (DenseRanker, RetrieverRanker, average_precisions, load_split, rank_distances,
-                                       run_protocol)
+from pyterrier_hybrid.protocol import run_protocol
+from pyterrier_hybrid.rankers import DenseRanker, RetrieverRanker, break_ties
+from pyterrier_hybrid.splits import load_split
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +82,8 @@ def test_subsets():
     split = load_split("lareqa-demo", langs=["fr", "de"], max_queries=2)
     assert split.langs == ["fr", "de"]
     assert {x: list(q.qid) for x, q in split.queries.items()} == {"fr": ["fr:q1", "fr:q2"], "de": ["de:q1", "de:q2"]}
+    assert list(split.queries["de"].columns) == ["qid", "query", "parallel_id"]
+    assert list(split.queries["de"].parallel_id) == ["q1", "q2"]
     assert len(split.docnos) == 7 + 8 and set(split.docnos[:7]) == {f"fr:{p}" for p in ["0-0", "0-1", "0-2", "1-0", "1-1", "2-0", "2-1"]}
     with pytest.raises(ValueError, match="no language 'it'"):
         load_split("lareqa-demo", langs=["it"])
@@ -94,6 +98,16 @@ def test_cache_skips_encoding(enc, tmp_path):
     b = run_protocol(second, "lareqa-demo", langs=["en", "de"], verbose=False)
     assert first.encode_s > 0 and second.encode_s == 0
     assert a["matrix"] == b["matrix"] and len(list(tmp_path.glob("*.npy"))) == 4
+    assert second.index.path is pt.Artifact.NO_PATH  # searched in memory: no index written and read back
+
+
+def test_rankers_need_prepare_and_the_runner_needs_a_ranker(enc):
+    with pytest.raises(RuntimeError, match=r"call prepare\(split\) before ranking"):
+        DenseRanker(enc).ranking("en", ["en"])
+    with pytest.raises(RuntimeError, match=r"call prepare\(split\) before ranking"):
+        RetrieverRanker(lambda docs, name: None).relevant_ranks("en", "en", [0], np.zeros((1, 1), np.int64))
+    with pytest.raises(TypeError, match="needs a BiEncoder or a Ranker .* got str"):
+        run_protocol("me5", "lareqa-demo", verbose=False)
 
 
 @pytest.mark.parametrize("change", [{"batch_size": 3}, {"doc_max_length": 9}, {"doc_prefix": "p: "},
@@ -104,24 +118,18 @@ def test_cache_misses_when_anything_that_changes_vectors_changes(enc, tiny_model
     run_protocol(other, "lareqa-demo", langs=["en"], verbose=False)
     assert other.encode_s > 0 and len(list(tmp_path.glob("*.npy"))) == 4  # new query and doc vectors
 
-    from pyterrier_hybrid.protocol import _break_ties
+
+def test_break_ties_orders_tied_runs_by_docno_descending():
     scores = np.array([[3, 2, 2, 2, 1, 1], [5, 4, 3, 2, 1, 0]], dtype=np.float32)
     ids = np.array([[0, 1, 2, 3, 4, 5], [5, 4, 3, 2, 1, 0]])
     docno_order = np.array([0, 1, 2, 3, 4, 5])  # doc i is the i-th docno in sorted order
-    out = _break_ties(scores, ids.copy(), docno_order)
+    out = break_ties(scores, ids.copy(), docno_order)
     assert out.tolist() == [[0, 3, 2, 1, 5, 4], [5, 4, 3, 2, 1, 0]]
-
-
-def test_average_precision_and_rank_distance_by_hand():
-    ranks = np.array([[1, 3, -1], [2, 0, -1], [5, 2, 9]])  # -1 pads; 0 = relevant but not retrieved
-    np.testing.assert_allclose(average_precisions(ranks), [(1 + 2 / 3) / 2, 0.25, (1 / 2 + 2 / 5 + 3 / 9) / 3])
-    np.testing.assert_allclose(rank_distances(ranks, np.array([10, 10, 10])), [2, 9, 7])  # row 2: unranked at 11
 
 
 def test_bm25_through_the_same_interface(tmp_path):
     report = run_protocol(RetrieverRanker(ph.bm25_builder(tmp_path)), "lareqa-demo", verbose=False)
     # BM25 finds the German answers to German questions: check one setting against pt.Experiment
-    import pyterrier as pt
     from pyterrier_pisa import PisaIndex
     ds = pt.get_dataset("irds:lareqa-demo/de/de")
     idx = PisaIndex(str(tmp_path / "check"), stemmer="none", text_field="text")

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 
 import pyterrier_hybrid as ph
-from pyterrier_hybrid.protocol import DenseRanker, load_split, run_protocol
+from pyterrier_hybrid.protocol import run_protocol
+from pyterrier_hybrid.rankers import DenseRanker
+from pyterrier_hybrid.splits import load_split
 
 pytestmark = pytest.mark.integration
 LANGS = ["en", "de", "zh"]
@@ -29,25 +31,25 @@ def test_runner_matches_numpy(shared_data, me5_dir, tmp_path):
     print({k: report[k] for k in ["mAP", "rank_distance"]})
     split = load_split("xquad-r", LANGS, 200)
     assert all(len(q) == 200 for q in split.queries.values())
-    dvecs = ranker.index._load()[1].reconstruct_n(0, len(split.docnos))
+    dvecs = ranker.index._contents().faiss_index.reconstruct_n(0, len(split.docnos))
     docnos = [str(d) for d in split.docnos]
     lang_of = np.array([split.langs[i] for i in split.doc_lang])
     for x, y in [("en", "en"), ("de", "en"), ("zh", "de")]:
         allowed = np.flatnonzero(lang_of == y)
         aps = []
         scores = ranker.query_vecs[x] @ dvecs[allowed].T  # float32 matrix product, as a search engine does
-        for row, pid in zip(scores, split.queries[x]["pid"]):
+        for row, par_id in zip(scores, split.queries[x]["parallel_id"]):
             ranks = numpy_ranks(row, [docnos[i] for i in allowed])
-            target = list(allowed).index(split.answers[y][pid])
+            target = list(allowed).index(split.answers[y][par_id])
             aps.append(plain_ap([ranks[target]]))
         assert report["matrix"][x][y] == pytest.approx(np.mean(aps), abs=1e-6), (x, y)
     # rank distance of German queries in the pooled en+de+zh corpus. faiss and numpy round float32 dot
     # products differently, so documents within 1e-6 of a relevant one may swap: each such neighbour
     # can move that document by one rank, which bounds the difference (0 when there are none)
     dists, slack = [], 0
-    for row, pid in zip(ranker.query_vecs["de"] @ dvecs.T, split.queries["de"]["pid"]):
+    for row, par_id in zip(ranker.query_vecs["de"] @ dvecs.T, split.queries["de"]["parallel_id"]):
         ranks = numpy_ranks(row, docnos)
-        rel = [split.answers[y][pid] for y in LANGS]
+        rel = [split.answers[y][par_id] for y in LANGS]
         dists.append(max(ranks[rel]) - min(ranks[rel]))
         slack += sum(int((np.abs(row - row[d]) < 1e-6).sum()) - 1 for d in rel)
     assert slack <= 0.02 * 200 * len(LANGS)

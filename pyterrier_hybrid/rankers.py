@@ -1,0 +1,276 @@
+"""Rankers for the protocol runner: the :class:`Ranker` protocol, :class:`DenseRanker` (a BiEncoder over an
+in-memory FaissIndex), :class:`RetrieverRanker` (any PyTerrier retriever, e.g. BM25) and rank-matrix helpers.
+
+Positions are a :class:`~pyterrier_hybrid.splits.Split`'s candidate positions. Every ranking orders candidates
+by score, descending, and ties by docno, descending, as trec_eval does.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple, runtime_checkable
+
+import numpy as np
+import pyterrier as pt
+
+from ._atomic import atomic_write
+from .encoder import BiEncoder
+from .index import FaissIndex
+from .splits import Split
+
+
+@runtime_checkable
+class Ranker(Protocol):
+    """What :func:`~pyterrier_hybrid.protocol.run_protocol` needs from a system under evaluation."""
+
+    encode_s: float          # seconds spent encoding so far, for the report's timing
+    dtype: Optional[str]     # the precision the model ran in, for the report; None for a system with no model
+
+    def prepare(self, split: Split) -> None:
+        """Get ready to rank ``split``'s queries against its candidates (encode, index)."""
+        ...
+
+    def ranking(self, x: str, doc_langs: Sequence[str]) -> np.ndarray:
+        """``[queries of x, k]``: candidate positions in rank order among the candidates in ``doc_langs``;
+        -1 pads a query that ranked fewer than k."""
+        ...
+
+    def relevant_ranks(self, x: str, y: str, rows: Sequence[int], docs: np.ndarray) -> np.ndarray:
+        """1-based ranks of ``docs`` (``[len(rows), w]`` positions, -1 = padding) for the queries ``rows`` of
+        language x in the corpus of language y; padding stays -1, and 0 marks a candidate left unranked."""
+        ...
+
+
+class DenseRanker:
+    """Encodes every language once (optionally cached on disk) and ranks through one in-memory FaissIndex.
+
+    Args:
+        encoder: the model.
+        cache_dir: where to keep encoded vectors between runs (keyed by the texts and everything in
+            :meth:`BiEncoder.identity`: weights, settings, dtype, device, batching).
+    """
+
+    def __init__(self, encoder: BiEncoder, cache_dir: Optional[str | Path] = None):
+        self.encoder = encoder
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.encode_s = 0.0
+        self.query_vecs: Dict[str, np.ndarray] = {}  # lang -> [queries, dim], filled by prepare
+        self.index: Optional[FaissIndex] = None       # every candidate of the split, built by prepare
+        self._split: Optional[Split] = None
+
+    @property
+    def dtype(self) -> str:
+        """The encoder's precision."""
+        return self.encoder.dtype
+
+    def _key(self, kind: str, texts: Sequence[str]) -> str:
+        h = hashlib.sha1(repr((self.encoder.identity(), kind)).encode())
+        for t in texts:
+            h.update(t.encode("utf-8"))
+            h.update(b"\0")
+        return h.hexdigest()
+
+    def _cached(self, kind: str, texts: List[str], encode: Callable[[], np.ndarray]) -> np.ndarray:
+        path = self.cache_dir / f"{self._key(kind, texts)}.npy" if self.cache_dir else None
+        if path is not None and path.is_file():
+            vecs = np.load(path)
+            if vecs.shape == (len(texts), self.encoder.dim):
+                return vecs
+        start = time.perf_counter()
+        vecs = encode()
+        self.encode_s += time.perf_counter() - start
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda tmp: _save_npy(tmp, vecs))
+        return vecs
+
+    def prepare(self, split: Split) -> None:
+        """Encode (or load from the cache) every language's candidates and queries, and index the candidates.
+
+        Args:
+            split: the queries and candidates to rank.
+        """
+        enc = self.encoder
+        doc_vecs = []
+        for sl in split.lang_slices.values():
+            texts, ctx = split.texts[sl], split.contexts[sl]
+            doc_vecs.append(self._cached("docs", texts + (ctx if enc.doc_text != "sentence" else []),
+                                         lambda: enc.encode_docs(texts, ctx)))
+        self.query_vecs = {lang: self._cached("queries", list(q["query"]), lambda q=q: enc.encode_queries(q["query"]))
+                           for lang, q in split.queries.items()}
+        self.index = FaissIndex.from_vectors(np.concatenate(doc_vecs), split.docnos,
+                                             [split.langs[i] for i in split.doc_lang])
+        self._split = split
+
+    def _ready(self) -> Tuple[FaissIndex, Split]:
+        if self.index is None or self._split is None:
+            raise RuntimeError("DenseRanker: call prepare(split) before ranking")
+        return self.index, self._split
+
+    def ranking(self, x: str, doc_langs: Sequence[str]) -> np.ndarray:
+        """Every query of language x's full ranking of the candidates in ``doc_langs`` (see :class:`Ranker`).
+
+        Args:
+            x: the query language.
+            doc_langs: the candidates' languages.
+        """
+        index, split = self._ready()
+        scores, ids = index.search(self.query_vecs[x], None, doc_langs)
+        return break_ties(scores, ids, split.docno_order)
+
+    def relevant_ranks(self, x: str, y: str, rows: Sequence[int], docs: np.ndarray) -> np.ndarray:
+        """Ranks of ``docs`` in the corpus of language y (see :class:`Ranker`), found by counting the candidates
+        scored above each one: no full sort is needed.
+
+        Args:
+            x: the query language.
+            y: the corpus language.
+            rows: which of x's queries.
+            docs: ``[len(rows), w]`` candidate positions, -1 = padding.
+        """
+        index, split = self._ready()
+        docno_order = split.docno_order
+        scores, ids = index.scores(self.query_vecs[x][rows], [y])
+        col = np.searchsorted(ids, np.maximum(docs, 0))  # ids of one language are sorted positions
+        target = np.take_along_axis(scores, col, axis=1)
+        ranks = np.ones(docs.shape, dtype=np.int64)
+        corpus_order = docno_order[ids][None, :]
+        for j in range(docs.shape[1]):
+            t = target[:, j:j + 1]
+            ahead_on_tie = corpus_order > docno_order[np.maximum(docs[:, j], 0)][:, None]  # trec_eval: docno desc
+            ranks[:, j] += (scores > t).sum(axis=1) + ((scores == t) & ahead_on_tie).sum(axis=1)
+        return np.where(docs >= 0, ranks, -1)
+
+
+class RetrieverRanker:
+    """Ranks with any PyTerrier retriever, built once per corpus by ``build``.
+
+    Args:
+        build: ``build(docs, name)`` gets the corpus as a list of dicts (``docno``, ``text``, ``context``,
+            ``lang``) and a short name for it (``"de"`` or ``"pooled"``), and returns a retriever that maps
+            a topics frame (``qid``, ``query``) to a result frame (``qid``, ``docno``, ``score``).
+    """
+
+    def __init__(self, build: Callable[[List[dict], str], pt.Transformer]):
+        self.build = build
+        self.encode_s = 0.0  # a retriever that encodes does so inside its ranking; it is timed with the rest
+        self.dtype: Optional[str] = None
+        self._split: Optional[Split] = None
+        self._position: Dict[str, int] = {}  # docno -> candidate position
+        self._retrievers: Dict[Tuple[str, ...], pt.Transformer] = {}
+
+    def prepare(self, split: Split) -> None:
+        """Build one retriever per language's corpus and one for the pooled corpus.
+
+        Args:
+            split: the queries and candidates to rank.
+        """
+        self._split = split
+        self._position = {d: i for i, d in enumerate(split.docnos)}
+        self._retrievers = {}
+        slices = split.lang_slices
+        for key in [(lang,) for lang in split.langs] + [tuple(split.langs)]:
+            docs = [{"docno": split.docnos[i], "text": split.texts[i], "context": split.contexts[i],
+                     "lang": split.langs[split.doc_lang[i]]}
+                    for lang in key for i in range(slices[lang].start, slices[lang].stop)]
+            self._retrievers[key] = self.build(docs, key[0] if len(key) == 1 else "pooled")
+
+    def _ready(self) -> Split:
+        if self._split is None:
+            raise RuntimeError("RetrieverRanker: call prepare(split) before ranking")
+        return self._split
+
+    def ranking(self, x: str, doc_langs: Sequence[str]) -> np.ndarray:
+        """Every query of language x's ranking of the candidates in ``doc_langs``, as far as the retriever
+        ranks them (see :class:`Ranker`).
+
+        Args:
+            x: the query language.
+            doc_langs: one language, or every language of the split (the pooled corpus).
+        """
+        split = self._ready()
+        topics = split.queries[x][["qid", "query"]]
+        res = self._retrievers[tuple(doc_langs)](topics)
+        row = {q: i for i, q in enumerate(topics["qid"])}
+        res = res.sort_values(["qid", "score"], ascending=[True, False], kind="mergesort")
+        counts = res.groupby("qid").size().reindex(topics["qid"]).fillna(0).astype(int).to_numpy()
+        k = int(counts.max()) if len(counts) else 0
+        ids = np.full((len(topics), k), -1, dtype=np.int64)
+        scores = np.full((len(topics), k), -np.inf, dtype=np.float32)
+        if len(res) == 0:
+            return ids
+        rows = res["qid"].map(row).to_numpy(dtype=np.int64)
+        cols = res.groupby("qid", sort=False).cumcount().to_numpy()
+        ids[rows, cols] = res["docno"].map(self._position).to_numpy()
+        scores[rows, cols] = res["score"].to_numpy()
+        return break_ties(scores, ids, split.docno_order)
+
+    def relevant_ranks(self, x: str, y: str, rows: Sequence[int], docs: np.ndarray) -> np.ndarray:
+        """Ranks of ``docs`` in y's ranking (see :class:`Ranker`); 0 where the retriever did not rank them.
+
+        Args:
+            x: the query language.
+            y: the corpus language.
+            rows: which of x's queries.
+            docs: ``[len(rows), w]`` candidate positions, -1 = padding.
+        """
+        sl = self._ready().lang_slices[y]
+        ids = self.ranking(x, [y])[rows]
+        return ranks_of(rank_matrix(ids, sl.start, sl.stop - sl.start), docs, sl.start)
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # a file object: np.save would add ".npy" to a temporary name
+        np.save(f, array, allow_pickle=False)
+
+
+def break_ties(scores: np.ndarray, ids: np.ndarray, docno_order: np.ndarray) -> np.ndarray:
+    """Reorder runs of equal scores by docno, descending (trec_eval's rule); only the tied runs are touched.
+
+    Args:
+        scores: ``[queries, k]`` scores, descending in each row.
+        ids: ``[queries, k]`` candidate positions, -1 = padding; reordered in place and returned.
+        docno_order: per position, the docno's place in sorted order (:attr:`Split.docno_order`).
+    """
+    if ids.shape[1] < 2:
+        return ids
+    eq = (scores[:, 1:] == scores[:, :-1]) & (ids[:, 1:] >= 0)
+    if not eq.any():
+        return ids
+    in_run = np.zeros(ids.shape, dtype=bool)
+    in_run[:, 1:] |= eq
+    in_run[:, :-1] |= eq
+    starts = in_run.copy()
+    starts[:, 1:] &= ~eq  # a run starts where the score differs from the one before
+    pos = np.flatnonzero(in_run)
+    run = np.cumsum(starts.ravel()[pos])
+    flat = ids.reshape(-1)  # a view: writing to it reorders ids in place
+    members = flat[pos]
+    flat[pos] = members[np.lexsort((-docno_order[members], run))]
+    return ids
+
+
+def rank_matrix(ids: np.ndarray, offset: int, n: int) -> np.ndarray:
+    """``[queries, n]``: the 1-based rank of each of the ``n`` candidates from position ``offset``; 0 = unranked.
+
+    Args:
+        ids: ``[queries, k]`` rankings (candidate positions, -1 = padding).
+        offset: the first candidate position of the corpus.
+        n: the corpus size.
+    """
+    inv = np.zeros((len(ids), n + 1), dtype=np.int32)  # the extra column absorbs the -1 padding
+    cols = np.where(ids >= 0, ids - offset, n)
+    np.put_along_axis(inv, cols, np.arange(1, ids.shape[1] + 1, dtype=np.int32)[None, :], axis=1)
+    return inv[:, :n]
+
+
+def ranks_of(inv: np.ndarray, docs: np.ndarray, offset: int) -> np.ndarray:
+    """Look candidates up in a rank matrix; padding stays -1.
+
+    Args:
+        inv: a :func:`rank_matrix`.
+        docs: ``[queries, w]`` candidate positions, -1 = padding.
+        offset: the rank matrix's first candidate position.
+    """
+    return np.where(docs >= 0, np.take_along_axis(inv, np.maximum(docs - offset, 0), axis=1), -1)

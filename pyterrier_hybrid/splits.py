@@ -1,0 +1,78 @@
+"""The queries and candidates a protocol run covers: :class:`Split` and :func:`load_split`."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ir_datasets_ext import FAMILIES, parallel_id
+
+
+@dataclass
+class Split:
+    """The queries and candidates of a protocol run, restricted to some languages and question ids.
+
+    Candidates are numbered by position: every candidate of every language, language by language.
+    """
+    langs: List[str]
+    docnos: np.ndarray            # object array of docnos, by position
+    doc_lang: np.ndarray          # per position, the candidate's language as an index into langs
+    texts: List[str]
+    contexts: List[str]
+    queries: Dict[str, pd.DataFrame]             # lang -> qid, query, parallel_id (in file order)
+    answers: Dict[str, Dict[str, int]]           # lang -> parallel id -> position of the answer candidate
+
+    @property
+    def lang_slices(self) -> Dict[str, slice]:
+        """Each language's candidates, as a slice of positions."""
+        bounds = np.searchsorted(self.doc_lang, np.arange(len(self.langs) + 1))
+        return {lang: slice(int(bounds[i]), int(bounds[i + 1])) for i, lang in enumerate(self.langs)}
+
+    @cached_property
+    def docno_order(self) -> np.ndarray:
+        """Per position, the candidate's place among the docnos sorted as strings: trec_eval breaks score
+        ties by docno, descending, so every ranker orders tied candidates by this."""
+        return np.argsort(np.argsort(self.docnos.astype(str), kind="stable"), kind="stable")
+
+
+def load_split(dataset: str, langs: Optional[Sequence[str]] = None, max_queries: Optional[int] = None) -> Split:
+    """Load a protocol split.
+
+    Args:
+        dataset: ``"xquad-r"``, ``"mlqa-r"`` or ``"lareqa-demo"``.
+        langs: restrict to these languages (their queries, corpora and the pooled corpus of them).
+        max_queries: keep the first N question ids in file order (taking the languages in order and
+            each file's ids as they come), in every language; corpora stay whole.
+    """
+    if dataset not in FAMILIES:
+        raise ValueError(f"unknown dataset {dataset!r}; use one of {sorted(FAMILIES)}")
+    family = FAMILIES[dataset]
+    langs = list(langs) if langs else list(family.langs)
+    family.check_langs(langs)
+    if len(set(langs)) != len(langs):
+        raise ValueError(f"languages repeat in {langs}")
+    parsed = {lang: family.load(lang) for lang in langs}
+    keep = None
+    if max_queries is not None:
+        if max_queries < 1:
+            raise ValueError(f"max_queries must be positive, got {max_queries}")
+        order = dict.fromkeys(parallel_id(q.query_id) for lang in langs for q in parsed[lang].queries)
+        keep = set(list(order)[:max_queries])
+    docnos, doc_lang, texts, contexts, answers, queries = [], [], [], [], {}, {}
+    for i, lang in enumerate(langs):
+        p = parsed[lang]
+        offset = len(docnos)
+        position = {d.doc_id: offset + j for j, d in enumerate(p.docs)}
+        docnos += [d.doc_id for d in p.docs]
+        texts += [d.text for d in p.docs]
+        contexts += [d.context for d in p.docs]
+        doc_lang += [i] * len(p.docs)
+        answers[lang] = {par_id: position[doc] for par_id, doc in p.answers.items()}
+        qs = [q for q in p.queries if keep is None or parallel_id(q.query_id) in keep]
+        queries[lang] = pd.DataFrame({"qid": [q.query_id for q in qs], "query": [q.text for q in qs],
+                                      "parallel_id": [parallel_id(q.query_id) for q in qs]})
+    return Split(langs, np.array(docnos, dtype=object), np.array(doc_lang, dtype=np.int64), texts, contexts,
+                 queries, answers)
