@@ -69,7 +69,8 @@ def run_protocol(
     multi_ranks: Dict[str, np.ndarray] = {}
     for x, ys in tqdm(settings, desc=f"{dataset} settings", disable=not verbose):
         q = split.queries[x]
-        rel = [[split.answers[y][p] for y in ys if p in split.answers[y]] for p in q["parallel_id"]]
+        rel = [[split.answers[y][parallel] for y in ys if parallel in split.answers[y]]
+               for parallel in q["parallel_id"]]
         keep = [i for i, r in enumerate(rel) if r]
         if not keep:
             continue
@@ -121,13 +122,13 @@ def _padded(rel: List[List[int]]) -> np.ndarray:
 
 def _mean_rank_correlation(split: Split, multi_ranks: Dict[str, np.ndarray]) -> Dict[str, float]:
     """Mean Spearman correlation between multilingual rankings of parallel queries, per language and macro."""
-    rows = {x: {p: i for i, p in enumerate(split.queries[x]["parallel_id"])} for x in multi_ranks}
+    rows = {x: {parallel: i for i, parallel in enumerate(split.queries[x]["parallel_id"])} for x in multi_ranks}
     per_lang: Dict[str, List[float]] = {x: [] for x in multi_ranks}
-    for par_id in dict.fromkeys(p for x in multi_ranks for p in split.queries[x]["parallel_id"]):
-        have = [x for x in multi_ranks if par_id in rows[x]]
+    for parallel in dict.fromkeys(p for x in multi_ranks for p in split.queries[x]["parallel_id"]):
+        have = [x for x in multi_ranks if parallel in rows[x]]
         if len(have) < 2:
             continue
-        values = parallel_rank_correlations(np.stack([multi_ranks[x][rows[x][par_id]] for x in have]))
+        values = parallel_rank_correlations(np.stack([multi_ranks[x][rows[x][parallel]] for x in have]))
         for x, v in zip(have, values):
             if not np.isnan(v):
                 per_lang[x].append(float(v))

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import pandas as pd
 
-from ir_datasets_ext import FAMILIES, parallel_id
+from ir_datasets_ext import family as lareqa_family, parallel_id
 
 
 @dataclass
@@ -47,9 +47,7 @@ def load_split(dataset: str, langs: Optional[Sequence[str]] = None, max_queries:
         max_queries: keep the first N question ids in file order (taking the languages in order and
             each file's ids as they come), in every language; corpora stay whole.
     """
-    if dataset not in FAMILIES:
-        raise ValueError(f"unknown dataset {dataset!r}; use one of {sorted(FAMILIES)}")
-    family = FAMILIES[dataset]
+    family = lareqa_family(dataset)
     langs = list(langs) if langs else list(family.langs)
     family.check_langs(langs)
     if len(set(langs)) != len(langs):
@@ -70,7 +68,7 @@ def load_split(dataset: str, langs: Optional[Sequence[str]] = None, max_queries:
         texts += [d.text for d in p.docs]
         contexts += [d.context for d in p.docs]
         doc_lang += [i] * len(p.docs)
-        answers[lang] = {par_id: position[doc] for par_id, doc in p.answers.items()}
+        answers[lang] = {parallel: position[doc] for parallel, doc in p.answers.items()}
         qs = [q for q in p.queries if keep is None or parallel_id(q.query_id) in keep]
         queries[lang] = pd.DataFrame({"qid": [q.query_id for q in qs], "query": [q.text for q in qs],
                                       "parallel_id": [parallel_id(q.query_id) for q in qs]})

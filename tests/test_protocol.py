@@ -87,7 +87,7 @@ def test_subsets():
     assert len(split.docnos) == 7 + 8 and set(split.docnos[:7]) == {f"fr:{p}" for p in ["0-0", "0-1", "0-2", "1-0", "1-1", "2-0", "2-1"]}
     with pytest.raises(ValueError, match="no language 'it'"):
         load_split("lareqa-demo", langs=["it"])
-    with pytest.raises(ValueError, match="unknown dataset 'squad'"):
+    with pytest.raises(ValueError, match="unknown LAReQA family 'squad'; use one of"):
         load_split("squad")
 
 

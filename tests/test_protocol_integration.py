@@ -38,18 +38,18 @@ def test_runner_matches_numpy(shared_data, me5_dir, tmp_path):
         allowed = np.flatnonzero(lang_of == y)
         aps = []
         scores = ranker.query_vecs[x] @ dvecs[allowed].T  # float32 matrix product, as a search engine does
-        for row, par_id in zip(scores, split.queries[x]["parallel_id"]):
+        for row, parallel in zip(scores, split.queries[x]["parallel_id"]):
             ranks = numpy_ranks(row, [docnos[i] for i in allowed])
-            target = list(allowed).index(split.answers[y][par_id])
+            target = list(allowed).index(split.answers[y][parallel])
             aps.append(plain_ap([ranks[target]]))
         assert report["matrix"][x][y] == pytest.approx(np.mean(aps), abs=1e-6), (x, y)
     # rank distance of German queries in the pooled en+de+zh corpus. faiss and numpy round float32 dot
     # products differently, so documents within 1e-6 of a relevant one may swap: each such neighbour
     # can move that document by one rank, which bounds the difference (0 when there are none)
     dists, slack = [], 0
-    for row, par_id in zip(ranker.query_vecs["de"] @ dvecs.T, split.queries["de"]["parallel_id"]):
+    for row, parallel in zip(ranker.query_vecs["de"] @ dvecs.T, split.queries["de"]["parallel_id"]):
         ranks = numpy_ranks(row, docnos)
-        rel = [split.answers[y][par_id] for y in LANGS]
+        rel = [split.answers[y][parallel] for y in LANGS]
         dists.append(max(ranks[rel]) - min(ranks[rel]))
         slack += sum(int((np.abs(row - row[d]) < 1e-6).sum()) - 1 for d in rel)
     assert slack <= 0.02 * 200 * len(LANGS)
