@@ -67,6 +67,7 @@ class FaissIndex(pt.Artifact, pt.Indexer):
 
     Index with ``encoder.doc_encoder() >> FaissIndex(path)`` and ``.index(corpus_iter)``;
     search with :meth:`retriever`. ``pt.Artifact.load(path)`` returns a ``FaissIndex``.
+    :meth:`from_vectors` builds one in memory from vectors already at hand.
 
     Args:
         path: the index directory.
