@@ -10,6 +10,14 @@ DEMO_FILES = Path(DEMO.data_dir) / DEMO.name
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+@pytest.fixture(autouse=True)
+def fp32_unless_asked(monkeypatch):
+    """dtype='auto' (the default) resolves to fp32 in tests, so numbers compare exactly on any CPU; tests of
+    bf16 ask for it, and tests of 'auto' set the detection themselves."""
+    from pyterrier_hybrid import precision
+    monkeypatch.setattr(precision, "native_bf16", lambda: False)
+
+
 @pytest.fixture
 def shared_data(monkeypatch):
     """Point the data loader at ../shared/data, or skip when it is absent."""
