@@ -1,6 +1,6 @@
-"""Which precision recipe the α study trains with: fp32, bf16, or bf16 with frozen word embeddings.
+"""Which recipe the α study trains with: fp32, or bf16 with frozen word embeddings (the cheap one).
 
-Trains hybrid (α = 0.5, seed 0) three times on MLQA-R with the budget of docs/results.md, once per recipe,
+Trains hybrid (α = 0.5, seed 0) twice on MLQA-R with the budget of docs/results.md, once per recipe,
 evaluates each on the full XQuAD-R protocol, and writes docs/results/recipe/summary.md: seconds per step,
 the MLQA-R validation loss (the decision is made on it, not on XQuAD-R), and XQuAD-R mAP and rank distance
 for seen and unseen languages. Runs whose artifacts are committed are skipped.
@@ -18,8 +18,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from studies import RESULTS, Recipe, Run, load_run, run_study, seen_unseen  # noqa: E402
 
-RUNS = [Run("fp32", "hybrid", 0.5, 0), Run("bf16", "hybrid", 0.5, 0, ("--amp", "bf16")),
-        Run("bf16-frozen", "hybrid", 0.5, 0, ("--amp", "bf16", "--freeze-embeddings"))]
+# bf16 alone (embeddings trained) is timed in benchmarks/train.py; here the question is the cheap recipe's quality
+RUNS = [Run("fp32", "hybrid", 0.5, 0), Run("bf16-frozen", "hybrid", 0.5, 0, ("--amp", "bf16", "--freeze-embeddings"))]
 
 
 def summarize(folders: dict) -> str:
