@@ -19,7 +19,8 @@ from pyterrier_hybrid.splits import load_split
 
 @pytest.fixture(scope="module")
 def enc(tiny_model_dir):
-    return ph.BiEncoder(tiny_model_dir)
+    # explicit: a module fixture is built before conftest's per-test patch that makes dtype='auto' fp32
+    return ph.BiEncoder(tiny_model_dir, dtype="float32")
 
 
 @pytest.fixture(scope="module")
