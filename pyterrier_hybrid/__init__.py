@@ -5,15 +5,18 @@ from .encoder import BiEncoder
 from .index import CorruptIndexError, FaissIndex
 from .measures import QueryLanguageShare, RankCorrelation, RankDistance, query_language_share, rank_correlation
 from .model_dir import EncoderSettings
-from .protocol import DenseRanker, RetrieverRanker, run_protocol
+from .protocol import run_protocol
+from .rankers import DenseRanker, Ranker, RetrieverRanker
 from .sparse import bm25_builder
-from .training import CrossLingualBatchSampler, HybridBatchSampler, MonolingualBatchSampler, TrainConfig, Trainer
+from .splits import Split, load_split
+from .training import (BatchSampler, CrossLingualBatchSampler, HybridBatchSampler, MonolingualBatchSampler, TrainConfig,
+                       Trainer)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "BiEncoder", "CorruptIndexError", "CrossLingualBatchSampler", "DenseRanker", "HybridBatchSampler",
-    "MonolingualBatchSampler", "TrainConfig", "Trainer", "EncoderSettings", "FaissIndex", "QueryLanguageShare",
-    "RankCorrelation", "RankDistance", "RetrieverRanker", "bm25_builder", "query_language_share",
-    "rank_correlation", "run_protocol",
+    "BatchSampler", "BiEncoder", "CorruptIndexError", "CrossLingualBatchSampler", "DenseRanker", "EncoderSettings",
+    "FaissIndex", "HybridBatchSampler", "MonolingualBatchSampler", "QueryLanguageShare", "RankCorrelation",
+    "RankDistance", "Ranker", "RetrieverRanker", "Split", "TrainConfig", "Trainer", "bm25_builder", "load_split",
+    "query_language_share", "rank_correlation", "run_protocol",
 ]

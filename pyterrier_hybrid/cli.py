@@ -22,7 +22,8 @@ def _langs(value: Optional[str]) -> Optional[List[str]]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from .protocol import DenseRanker, RetrieverRanker, run_protocol
+    from .protocol import run_protocol
+    from .rankers import DenseRanker, RetrieverRanker
     from .report import to_markdown
 
     if args.update_card:

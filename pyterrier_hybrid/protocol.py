@@ -22,8 +22,7 @@ from tqdm.auto import tqdm
 
 from .encoder import BiEncoder
 from .measures import average_precisions, language_shares, parallel_rank_correlations, rank_distances
-# RetrieverRanker is not used here: __init__ and cli still import it from this module
-from .rankers import DenseRanker, Ranker, RetrieverRanker, rank_matrix, ranks_of  # noqa: F401
+from .rankers import DenseRanker, Ranker, rank_matrix, ranks_of
 from .splits import Split, load_split
 
 QLS_K = 10

@@ -8,7 +8,7 @@ import pyterrier as pt
 
 
 def bm25_builder(workdir: str | Path, stemmer: str = "none") -> Callable[[List[dict], str], pt.Transformer]:
-    """A ``build(docs, name)`` function for :class:`~pyterrier_hybrid.protocol.RetrieverRanker`.
+    """A ``build(docs, name)`` function for :class:`~pyterrier_hybrid.rankers.RetrieverRanker`.
 
     Each corpus gets its own PISA index under ``workdir/<name>``, and a BM25 retriever returning
     every matching document (a full ranking as far as BM25 can rank).

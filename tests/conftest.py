@@ -10,12 +10,15 @@ DEMO_FILES = Path(DEMO.data_dir) / DEMO.name
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-@pytest.fixture(autouse=True)
-def fp32_unless_asked(monkeypatch):
+@pytest.fixture(autouse=True, scope="session")
+def fp32_unless_asked():
     """dtype='auto' (the default) resolves to fp32 in tests, so numbers compare exactly on any CPU; tests of
-    bf16 ask for it, and tests of 'auto' set the detection themselves."""
+    bf16 ask for it, and tests of 'auto' set the detection themselves. Session-wide, so that encoders built in
+    module fixtures resolve the same way."""
     from pyterrier_hybrid import precision
-    monkeypatch.setattr(precision, "native_bf16", lambda: False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(precision, "native_bf16", lambda: False)
+        yield
 
 
 @pytest.fixture

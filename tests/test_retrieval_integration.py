@@ -17,7 +17,7 @@ def setup(me5_dir, tmp_path_factory):
     if not (SHARED_DATA / "xquad-r" / "en.json").is_file():
         pytest.skip(f"real XQuAD-R not found at {SHARED_DATA}")
     os.environ["PYTERRIER_HYBRID_DATA"] = str(SHARED_DATA)
-    enc = ph.BiEncoder(me5_dir, batch_size=64)
+    enc = ph.BiEncoder(me5_dir, batch_size=64, dtype="float32")
     index = ph.FaissIndex(tmp_path_factory.mktemp("idx") / "en")
     docs = pt.get_dataset("irds:xquad-r/en/en").get_corpus_iter(verbose=False)
     (enc.doc_encoder() >> index).index(docs)
@@ -27,8 +27,8 @@ def setup(me5_dir, tmp_path_factory):
 def numpy_ap(enc, index, x):
     """Plain AP over the full ranking, from vectors taken out of faiss and encoded queries."""
     ds = ir_datasets.load(f"xquad-r/{x}/en")
-    dvecs = index._load()[1].reconstruct_n(0, len(index))
-    docnos = index._load()[2]
+    dvecs = index._contents().faiss_index.reconstruct_n(0, len(index))
+    docnos = index.docnos
     queries = list(ds.queries_iter())
     qvecs = enc.encode_queries([q.text for q in queries])
     rel = {r.query_id: r.doc_id for r in ds.qrels_iter()}
