@@ -61,7 +61,7 @@ def sentence_transformers_run(model, batches):
         opt.step()
         opt.zero_grad()
         seconds.append(time.perf_counter() - start)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return seconds, losses
 
 
