@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 sys.path.insert(0, str(Path(__file__).parent))
-from studies import REPO, cli, seen_unseen  # noqa: E402
+from studies import REPO, cli, seen_unseen, use_shared_data  # noqa: E402
 
 TRAIN_LANGS = ["ar", "de", "en", "es", "hi", "vi", "zh"]
 PAPER = {  # DESIGN.md section 2: XQuAD-R macro mAP Mo./Cr./Mul. and rank distance
@@ -152,8 +151,7 @@ def parser() -> argparse.ArgumentParser:
 
 def main() -> None:
     args = parser().parse_args()
-    if not os.environ.get("PYTERRIER_HYBRID_DATA") and (REPO.parent / "shared" / "data").is_dir():
-        os.environ["PYTERRIER_HYBRID_DATA"] = str(REPO.parent / "shared" / "data")
+    use_shared_data()
     out = Path(args.out)
     models = {name: train(args, sampling, 0.5, out / "models" / sampling)
               for name, sampling in [("X-X-mono", "xx"), ("X-Y", "xy"), ("hybrid", "hybrid")]}

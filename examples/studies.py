@@ -99,10 +99,15 @@ def run_one(recipe: Recipe, run: Run, results: Path, work: Path, commit: bool) -
     return done
 
 
-def run_study(recipe: Recipe, runs: Sequence[Run], results: Path, work: Path, commit: bool = False) -> Dict[str, Path]:
-    """Every run of a study, in order (see :func:`run_one`): artifacts in ``results/<run>``, models in ``work/<run>``."""
+def use_shared_data() -> None:
+    """Read the datasets from ../shared/data when it is there and $PYTERRIER_HYBRID_DATA names nothing else."""
     if not os.environ.get("PYTERRIER_HYBRID_DATA") and (REPO.parent / "shared" / "data").is_dir():
         os.environ["PYTERRIER_HYBRID_DATA"] = str(REPO.parent / "shared" / "data")
+
+
+def run_study(recipe: Recipe, runs: Sequence[Run], results: Path, work: Path, commit: bool = False) -> Dict[str, Path]:
+    """Every run of a study, in order (see :func:`run_one`): artifacts in ``results/<run>``, models in ``work/<run>``."""
+    use_shared_data()
     return {run.name: run_one(recipe, run, results, work, commit) for run in runs}
 
 

@@ -79,12 +79,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    import os
-
     import torch
 
     from .encoder import BiEncoder
     from .training import TrainConfig, Trainer, load_source, make_sampler, split_validation
+    from .training.trainer import default_device
 
     langs = _langs(args.langs)
     sources = [load_source(spec, langs) for spec in args.data]
@@ -93,9 +92,8 @@ def _train(args: argparse.Namespace) -> None:
         sources, val_sources = zip(*(split_validation(s, args.val_fraction) for s in sources))
         val_sampler = make_sampler(args.sampling, list(val_sources), args.batch_size, args.alpha, args.seed + 1)
     sampler = make_sampler(args.sampling, list(sources), args.batch_size, args.alpha, args.seed)
-    device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
     encoder = BiEncoder(args.model, query_max_length=args.query_max_length, doc_max_length=args.doc_max_length,
-                        device=device, dtype="float32")
+                        device=default_device(), dtype="float32")
     config = TrainConfig(steps=args.steps, lr=args.lr, weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
                          temperature=args.temperature, grad_cache_chunk=args.grad_cache_chunk, amp=args.amp,
                          freeze_embeddings=args.freeze_embeddings,

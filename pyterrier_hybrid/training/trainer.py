@@ -74,6 +74,11 @@ class TrainConfig:
     patience: int = 3
 
 
+def default_device() -> str:
+    """This process's device: its local rank's GPU under torchrun (or GPU 0), else the CPU."""
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+
+
 def _dist() -> tuple:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -106,9 +111,7 @@ class Trainer:
         if sampler.batch_size % self.world:
             raise ValueError(f"batch size {sampler.batch_size} does not split over {self.world} processes")
         if not isinstance(encoder, BiEncoder):
-            if device is None and torch.cuda.is_available():
-                device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
-            encoder = BiEncoder(encoder, device=device, dtype="float32")
+            encoder = BiEncoder(encoder, device=device or default_device(), dtype="float32")
         self.encoder, self.model, self.device = encoder, encoder.model, encoder.device
         self.amp_dtype = resolve_dtype(_AMP[config.amp], self.device) if config.amp else "float32"
         self.sampler, self.config, self.val_sampler = sampler, config, val_sampler
