@@ -9,16 +9,18 @@ docs/results/<study>/ and are skipped; ``--commit`` commits each one as it finis
     python examples/alpha_sweep.py --model .cache/me5 --commit                  # the sweep (15 runs)
     python examples/alpha_sweep.py --model .cache/me5 --study budget --commit   # α ∈ {0, 0.5, 1} at 4× the steps
     python examples/alpha_sweep.py --model .cache/me5 --study reverse --commit  # train on XQuAD-R, test on MLQA-R
+    python examples/alpha_sweep.py --model .cache/me5 --reproduce alpha0-seed0  # retrain one run, compare
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
 sys.path.insert(0, str(Path(__file__).parent))
-from studies import REPO, RESULTS, Recipe, Run, run_study  # noqa: E402
+from studies import REPO, RESULTS, Recipe, Run, git_commit, reproduce, run_study  # noqa: E402
 
 #: the training recipe examples/recipe.py settled on (docs/training.md, "Precision on the CPU")
 RECIPE_FLAGS = ("--amp", "bf16", "--freeze-embeddings")
@@ -47,8 +49,22 @@ def main() -> None:
     p.add_argument("--study", choices=["alpha", "budget", "reverse"], default="alpha")
     p.add_argument("--work", default="runs", help="where models and evaluations are written (not committed)")
     p.add_argument("--commit", action="store_true", help="git-commit each run's artifacts as it finishes")
+    p.add_argument("--reproduce", metavar="RUN",
+                   help="train and evaluate one committed run again (in WORK/reproduce) and write "
+                        "docs/results/<study>/reproduction.json: identical config, largest difference in log and report")
     args = p.parse_args()
     recipe, todo = study(args.study, args.model)
+    if args.reproduce:
+        run = next((r for r in todo if r.name == args.reproduce), None)
+        if run is None:
+            p.error(f"--reproduce: no run {args.reproduce!r} in study {args.study}; its runs: "
+                    + ", ".join(r.name for r in todo))
+        command = f"python examples/alpha_sweep.py --model {args.model} --study {args.study} --reproduce {run.name}"
+        check = reproduce(recipe, run, RESULTS / args.study, Path(args.work) / "reproduce" / args.study, command)
+        print(json.dumps(check, indent=2))
+        if args.commit:
+            git_commit(RESULTS / args.study / "reproduction.json", f"docs/results/{args.study}: {run.name} reproduced")
+        return
     done: Dict[str, Path] = run_study(recipe, todo, RESULTS / args.study, Path(args.work) / args.study, args.commit)
     print(f"{len(done)} runs in {RESULTS / args.study}; tables and figures: python examples/results.py")
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Sequence
 
+from pyterrier_hybrid._atomic import atomic_write_text
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results"
 SEEN = ["ar", "de", "en", "es", "hi", "vi", "zh"]  # MLQA-R's languages: what the models train on
@@ -93,10 +95,56 @@ def run_one(recipe: Recipe, run: Run, results: Path, work: Path, commit: bool) -
     for name in ARTIFACTS:
         shutil.copyfile((evaluation if name == "report.json" else model) / name, done / name)
     if commit:
-        subprocess.run(["git", "-C", str(REPO), "add", str(done)], check=True)
-        subprocess.run(["git", "-C", str(REPO), "commit", "-q", "-m", f"{done.relative_to(REPO)}: run artifacts",
-                        "--", str(done)], check=True)
+        git_commit(done, f"{done.relative_to(REPO)}: run artifacts")
     return done
+
+
+def git_commit(path: Path, message: str) -> None:
+    """Commit ``path`` alone (other staged changes stay staged)."""
+    subprocess.run(["git", "-C", str(REPO), "add", str(path)], check=True)
+    subprocess.run(["git", "-C", str(REPO), "commit", "-q", "-m", message, "--", str(path)], check=True)
+
+
+def max_difference(a, b, skip: Sequence[str] = ("name", "timing", "seconds")) -> float:
+    """The largest absolute difference between the numbers of two JSON values of one shape; inf if shapes differ.
+
+    Keys in ``skip`` (paths, wall-clock times) are left out; strings and other leaves must be equal.
+    """
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = set(a) - set(skip)
+        if keys != set(b) - set(skip):
+            return float("inf")
+        return max((max_difference(a[k], b[k], skip) for k in keys), default=0.0)
+    if isinstance(a, list) and isinstance(b, list):
+        if len(a) != len(b):
+            return float("inf")
+        return max((max_difference(x, y, skip) for x, y in zip(a, b)), default=0.0)
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool) and not isinstance(b, bool):
+        return abs(float(a) - float(b))
+    return 0.0 if a == b else float("inf")
+
+
+def reproduce(recipe: Recipe, run: Run, results: Path, work: Path, command: str) -> dict:
+    """Train and evaluate ``run`` again in ``work`` and compare with its committed artifacts in ``results``.
+
+    Writes ``results/reproduction.json``: whether the training config is identical, and the largest absolute
+    difference in the training log (losses, learning rates) and in the report (every measure; paths and
+    timings left out). A killed check resumes like any run.
+    """
+    committed = results / run.name
+    if not all((committed / f).is_file() for f in ARTIFACTS):
+        raise SystemExit(f"{committed} has no complete artifacts to reproduce; run the study first")
+    use_shared_data()
+    again = run_one(recipe, run, work / "artifacts", work, commit=False)
+    old, new = load_run(committed), load_run(again)
+    check = {"run": run.name, "command": command,
+             "config_identical": old["config"] == new["config"],
+             "log_max_abs_diff": max_difference(old["log"], new["log"]),
+             "report_max_abs_diff": max_difference(old["report"], new["report"])}
+    check["identical"] = check["config_identical"] and check["log_max_abs_diff"] == check["report_max_abs_diff"] == 0
+    atomic_write_text(results / "reproduction.json", json.dumps(check, indent=2) + "\n")
+    return check
 
 
 def use_shared_data() -> None:

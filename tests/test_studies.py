@@ -54,3 +54,28 @@ def test_killed_training_resumes(tiny_model_dir, tmp_path):
     state = json.loads((model / "train_log.jsonl").read_text().splitlines()[-1])["step"]
     studies.run_study(r, [run], tmp_path / "results", tmp_path / "work")
     assert state == 4 and [json.loads(x)["step"] for x in (model / "train_log.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+
+
+def test_reproduce_compares_a_rerun_with_the_committed_run(tiny_model_dir, tmp_path):
+    run, r = studies.Run("mix-s2", "hybrid", 0.5, 2), recipe(tiny_model_dir, tmp_path)
+    results = tmp_path / "results"
+    studies.run_study(r, [run], results, tmp_path / "work")
+    check = studies.reproduce(r, run, results, tmp_path / "again", "the command")
+    assert check == {"run": "mix-s2", "command": "the command", "config_identical": True, "log_max_abs_diff": 0.0,
+                     "report_max_abs_diff": 0.0, "identical": True}  # CPU training and evaluation are deterministic
+    assert json.loads((results / "reproduction.json").read_text()) == check
+    report = json.loads((results / run.name / "report.json").read_text())
+    report["mAP"]["multi"] += 0.01                                  # a committed number that no rerun gives
+    (results / run.name / "report.json").write_text(json.dumps(report))
+    check = studies.reproduce(r, run, results, tmp_path / "again", "the command")
+    assert abs(check["report_max_abs_diff"] - 0.01) < 1e-9 and check["log_max_abs_diff"] == 0.0
+    assert not check["identical"]
+
+
+def test_max_difference():
+    a = {"name": "x", "timing": {"s": 1.0}, "mAP": {"mono": 0.5, "cross": [0.25, 0.75]}, "n": 3, "dtype": "bf16"}
+    assert studies.max_difference(a, {**a, "name": "y", "timing": {"s": 9.0}}) == 0.0   # paths and timings ignored
+    assert studies.max_difference(a, {**a, "mAP": {"mono": 0.5, "cross": [0.25, 0.5]}}) == 0.25
+    assert studies.max_difference(a, {**a, "dtype": "fp32"}) == float("inf")               # not the same run
+    assert studies.max_difference(a, {**a, "mAP": {"mono": 0.5}}) == float("inf")
+    assert studies.max_difference(a, {**a, "mAP": {"mono": 0.5, "cross": [0.25]}}) == float("inf")
