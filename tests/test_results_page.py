@@ -24,7 +24,7 @@ def fake_run(folder, alpha, seed, multi, rd):
     log = [{"step": 20, "loss": 1.0, "val_loss": 1.2 - seed / 100}, {"step": 40, "loss": 0.9, "val_loss": 1.1 - seed / 100}]
     (folder / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     (folder / "training_config.json").write_text(json.dumps({
-        "alpha": alpha, "base_model": "me5", "batch_size": 32, "train": {"steps": 120, "amp": "bf16", "freeze_embeddings": True}}))
+        "alpha": alpha, "seed": seed, "base_model": "me5", "batch_size": 32, "train": {"steps": 120, "amp": "bf16", "freeze_embeddings": True}}))
     (folder / "README.md").write_text("card")
 
 
@@ -37,12 +37,39 @@ def test_page_from_runs(tmp_path):
     text = results.write_page(study, tmp_path / "results.md")
     assert "| 0.5 | 2 | 0.750 ± 0.000 | 0.750 ± 0.000 | 0.585 ± 0.007 | 325.0 ± 7.1 | 1.095 ± 0.007 |" in text
     assert "| 0 | 2 | 0.700 ± 0.000 |" in text and "6 runs" in text
-    # α = 0.5 vs 0: its 121 cells are all higher, its Mul. lower in all 11 languages, its rank distance worse in 11
-    row = next(line for line in text.splitlines() if line.startswith("| 0 | 121"))
-    assert row.startswith("| 0 | 121 / 0, p = ") and "| 0 / 11, p = " in row
+    # α = 0.5 vs 0: its Mo. and Cr. cells are all higher, its Mul. lower in all 11 languages, its rank distance worse
+    row = next(line for line in text.splitlines() if line.startswith("| 0 | 11 / 0"))
+    cells = [c.split(",")[0].strip() for c in row.strip("|").split("|")[1:]]
+    assert cells == ["11 / 0", "110 / 0", "0 / 11", "0 / 11"]
+    # seed noise against the gaps: α = 0.5 minus the better pure strategy, and the pooled seed std
+    assert "| Mo. mAP | 0.700 | 0.800 | 0.000 | -0.050 |" in text
+    assert "| Mul. mAP | 0.605 | 0.555 | 0.007 | -0.020 |" in text
+    assert "| rank distance | 305.0 | 385.0 | 7.1 | -20.0 |" in text
+    assert "| 1 | unseen | 0.800 | 0.800 |" in text
+    assert "No reproduction check committed yet" in text
     assert "Hybrid sits between the two here." in text
     assert (tmp_path / "img" / "alpha-pareto.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "img" / "alpha-languages.png").read_bytes()[:4] == b"\x89PNG"
     spread = next(line for line in text.splitlines() if line.startswith("| 1 | 0."))
     unseen = np.mean([0.555 + (0.01 * LANGS.index(x) if x in ("el", "ru") else 0) for x in ["el", "ru", "th", "tr"]])
     assert f"| {unseen:.3f} |" in spread
+
+
+def test_holm():
+    assert np.allclose(results.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    assert results.holm([0.5, 0.9]) == [1.0, 1.0]
+
+
+def test_reproduction_and_other_studies_on_the_page(tmp_path):
+    study = tmp_path / "results" / "alpha"
+    for alpha in (0.0, 1.0):
+        fake_run(study / f"alpha{alpha:g}-seed0", alpha, 0, 0.6, 300.0)
+    fake_run(tmp_path / "results" / "budget" / "alpha0.5-seed0", 0.5, 0, 0.61, 290.0)
+    (study / "reproduction.json").write_text(json.dumps({
+        "run": "alpha0-seed0", "command": "python examples/alpha_sweep.py --reproduce alpha0-seed0",
+        "config_identical": True, "log_max_abs_diff": 0.0, "report_max_abs_diff": 0.0, "identical": True}))
+    text = results.write_page(study, tmp_path / "results.md")
+    assert "## Four times the budget" in text and "| 0.5 | 1 | 0.750 | 0.750 | 0.610 | 290.0 |" in text
+    assert "The reverse direction" not in text  # no runs, no section
+    assert "over every number of the report: 0 (bit-identical)" in text
+    assert "Needs α = 0.5" in text
