@@ -54,7 +54,7 @@ def sentence_transformers_run(model, batches):
         feats = []
         for i, texts in enumerate(cols):
             st.max_seq_length = QLEN if i == 0 else DLEN
-            feats.append(dict(st.tokenize(texts)))
+            feats.append(dict(st.preprocess(texts)))
         loss = loss_fn(feats, None)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(st.parameters(), 1.0)
