@@ -203,6 +203,7 @@ def pareto_figure(by_alpha: Dict[float, List[dict]], path: Path) -> None:
 
 
 def language_figure(by_alpha: Dict[float, List[dict]], path: Path) -> None:
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
     alphas = list(by_alpha)
@@ -210,10 +211,11 @@ def language_figure(by_alpha: Dict[float, List[dict]], path: Path) -> None:
     axes = fig.subplots(1, 3)
     for ax, (key, label) in zip(axes, [("multi_by_lang", "Mul. mAP"), ("rank_distance", "rank distance"),
                                        ("rank_correlation", "rank correlation")]):
-        for x, values in per_language(by_alpha, key).items():
+        for i, (x, values) in enumerate(per_language(by_alpha, key).items()):
             style = "--" if x in UNSEEN else "-"
             width = 2.2 if x in LOW_RESOURCE else 1.0
-            ax.plot(alphas, values, style, linewidth=width, marker="o", markersize=3, label=x)
+            ax.plot(alphas, values, style, linewidth=width, marker="o", markersize=3, label=x,
+                    color=colormaps["tab20"](i))  # 11 languages: the default cycle repeats after 10
         ax.set_xlabel("α (share of X-X-mono batches)")
         ax.set_title(label, fontsize=9)
     axes[2].legend(fontsize=7, ncol=2, title="dashed: unseen; thick: low-resource", title_fontsize=6)
@@ -262,7 +264,7 @@ def write_page(folder: Path = RESULTS / "alpha", page: Path = DOCS / "results.md
     if not by_alpha:
         raise SystemExit(f"no finished runs in {folder}; run examples/alpha_sweep.py first")
     figures = page.parent / "img"
-    figures.mkdir(exist_ok=True)
+    figures.mkdir(parents=True, exist_ok=True)
     pareto_figure(by_alpha, figures / "alpha-pareto.png")
     language_figure(by_alpha, figures / "alpha-languages.png")
     n = sum(map(len, by_alpha.values()))
