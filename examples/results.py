@@ -43,10 +43,10 @@ def headline(run: dict) -> Dict[str, float]:
     return {**{k: r["mAP"][k] for k, _ in KEYS}, "rd": r["rank_distance"]["macro"]}
 
 
-def mean_std(values: Sequence[float]) -> str:
+def mean_std(values: Sequence[float], digits: int = 3) -> str:
     """``mean ± sample std`` (just the mean for one seed)."""
     v = np.asarray(values, dtype=float)
-    return f"{v.mean():.3f}" if len(v) < 2 else f"{v.mean():.3f} ± {v.std(ddof=1):.3f}"
+    return f"{v.mean():.{digits}f}" if len(v) < 2 else f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
 def selected_step(run: dict) -> int:
@@ -59,10 +59,8 @@ def table(by_alpha: Dict[float, List[dict]]) -> List[str]:
             "|---|---|---|---|---|---|---|"]
     for alpha, runs in by_alpha.items():
         h = [headline(r) for r in runs]
-        rd = np.array([x["rd"] for x in h])
-        rd_text = f"{rd.mean():.1f}" if len(rd) < 2 else f"{rd.mean():.1f} ± {rd.std(ddof=1):.1f}"
         rows.append(f"| {alpha:g} | {len(runs)} | " + " | ".join(mean_std([x[k] for x in h]) for k, _ in KEYS)
-                    + f" | {rd_text} | {', '.join(str(selected_step(r)) for r in runs)} |")
+                    + f" | {mean_std([x['rd'] for x in h], 1)} | {', '.join(str(selected_step(r)) for r in runs)} |")
     return rows
 
 
@@ -129,15 +127,13 @@ def noise_and_gaps(by_alpha: Dict[float, List[dict]]) -> List[str]:
     mixed = [a for a in by_alpha if 0 < a < 1]
     rows = ["| measure | X-Y (α = 0) | X-X-mono (α = 1) | seed std (pooled) | "
             + " | ".join(f"α = {a:g} minus the better pure" for a in mixed) + " |", "|---" * (4 + len(mixed)) + "|"]
-    for key, label, better in [("mono", "Mo. mAP", 1), ("cross", "Cr. mAP", 1), ("multi", "Mul. mAP", 1),
-                               ("rd", "rank distance", -1)]:
+    for key, label, _, better in TESTS:
+        digits = 1 if key == "rd" else 3
         values = {a: np.array([headline(r)[key] for r in runs]) for a, runs in by_alpha.items()}
         variances = [v.var(ddof=1) for v in values.values() if len(v) > 1]
-        noise = f"{np.sqrt(np.mean(variances)):.{1 if key == 'rd' else 3}f}" if variances else "(one seed)"
+        noise = f"{np.sqrt(np.mean(variances)):.{digits}f}" if variances else "(one seed)"
         best = max(better * values[0.0].mean(), better * values[1.0].mean())
-        fmt = "{:+.1f}" if key == "rd" else "{:+.3f}"
-        cells = [fmt.format(better * values[a].mean() - best) for a in mixed]
-        digits = 1 if key == "rd" else 3
+        cells = [f"{better * values[a].mean() - best:+.{digits}f}" for a in mixed]
         rows.append(f"| {label} | {values[0.0].mean():.{digits}f} | {values[1.0].mean():.{digits}f} | {noise} | "
                     + " | ".join(cells) + " |")
     return rows
@@ -242,11 +238,13 @@ def reference_rows(zero_shot: Path) -> List[str]:
 
 
 def study_section(folder: Path, title: str, intro: str) -> List[str]:
-    """A heading, a sentence, and the mean ± std table of another study's finished runs (nothing if none)."""
+    """A heading, a sentence (``{steps}`` filled from the runs' config), and the mean ± std table of another
+    study's finished runs (nothing if none)."""
     by_alpha = load_study(folder) if folder.is_dir() else {}
     if not by_alpha:
         return []
-    return [f"## {title}", "", intro, "", *table(by_alpha), ""]
+    steps = next(iter(by_alpha.values()))[0]["config"]["train"]["steps"]
+    return [f"## {title}", "", intro.format(steps=steps), "", *table(by_alpha), ""]
 
 
 def reproduction_lines(folder: Path) -> List[str]:
@@ -316,10 +314,10 @@ def write_page(folder: Path = RESULTS / "alpha", page: Path = DOCS / "results.md
         "## Per query language: spread, unseen (el, ru, th, tr) and lower-resource (hi, th, el)", "",
         "![per language](img/alpha-languages.png)", "", *spread_table(by_alpha), "",
         *study_section(folder.parent / "budget", "Four times the budget",
-                       f"α ∈ {{0, 0.5, 1}}, seed 0, {4 * example['train']['steps']} steps, otherwise the recipe above "
+                       "α ∈ {{0, 0.5, 1}}, seed 0, {steps} steps, otherwise the recipe above "
                        "(`python examples/alpha_sweep.py --model .cache/me5 --study budget --commit`)."),
         *study_section(folder.parent / "reverse", "The reverse direction: train on XQuAD-R, test on MLQA-R",
-                       "α ∈ {0, 0.5, 1}, seed 0, trained on all 11 XQuAD-R languages and evaluated zero-shot on the "
+                       "α ∈ {{0, 0.5, 1}}, seed 0, trained on all 11 XQuAD-R languages and evaluated zero-shot on the "
                        "full MLQA-R protocol (`python examples/alpha_sweep.py --model .cache/me5 --study reverse "
                        "--commit`); the validation loss is on held-out XQuAD-R ids."),
         "## Reproducibility", "", *reproduction_lines(folder), "",
