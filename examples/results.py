@@ -20,10 +20,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 from studies import REPO, RESULTS, SEEN, UNSEEN, load_run, seen_unseen  # noqa: E402
 
 DOCS = RESULTS.parent
-ZERO_SHOT = REPO / "benchmarks" / "results" / "precision" / "xquad-r-bfloat16.json"
-#: XQuAD-R macro Mo./Cr./Mul. mAP and rank distance reported by the paper (arXiv 2408.10536; DESIGN.md §2)
-PAPER = {"XLM-R X-X-mono": (".792", ".674", ".547", "410.2"), "XLM-R X-Y": (".755", ".700", ".593", "295.4"),
-         "XLM-R hybrid": (".798", ".705", ".593", "286.6")}
+#: the starting checkpoint's committed zero-shot reports (bf16, as the trained runs are evaluated)
+ZERO_SHOT = {d: REPO / "benchmarks" / "results" / "precision" / f"{d}-bfloat16.json" for d in ("xquad-r", "mlqa-r")}
+#: macro Mo./Cr./Mul. mAP and rank distance reported by the paper (arXiv 2408.10536; DESIGN.md §2)
+PAPER = {"xquad-r": {"XLM-R X-X-mono": (".792", ".674", ".547", "410.2"), "XLM-R X-Y": (".755", ".700", ".593", "295.4"),
+                     "XLM-R hybrid": (".798", ".705", ".593", "286.6")},
+         "mlqa-r": {"XLM-R X-X-mono": (".648", ".584", ".473", "287.5"), "XLM-R X-Y": (".626", ".620", ".508", "226.7"),
+                    "XLM-R hybrid": (".648", ".623", ".512", "227.1")}}
 LOW_RESOURCE = ["hi", "th", "el"]
 KEYS = [("mono", "Mo."), ("cross", "Cr."), ("multi", "Mul.")]
 
@@ -31,6 +34,8 @@ KEYS = [("mono", "Mo."), ("cross", "Cr."), ("multi", "Mul.")]
 def load_study(folder: Path) -> Dict[float, List[dict]]:
     """Finished runs by α: each with its report, config, log and seen/unseen parts."""
     by_alpha: Dict[float, List[dict]] = {}
+    if not folder.is_dir():
+        return by_alpha
     for run_dir in sorted(p for p in folder.iterdir() if (p / "report.json").is_file()):
         run = load_run(run_dir)
         run["name"], run["parts"] = run_dir.name, seen_unseen(run["report"])
@@ -119,6 +124,12 @@ def paired_tests(by_alpha: Dict[float, List[dict]]) -> List[str]:
     return rows
 
 
+def beyond_pure(by_alpha: Dict[float, List[dict]], alpha: float, key: str, better: int) -> float:
+    """α's seed mean minus the better pure strategy's on one measure, signed so that > 0 means better than both."""
+    mean = {a: np.mean([headline(r)[key] for r in by_alpha[a]]) for a in (0.0, 1.0, alpha)}
+    return float(better * mean[alpha] - max(better * mean[0.0], better * mean[1.0]))
+
+
 def noise_and_gaps(by_alpha: Dict[float, List[dict]]) -> List[str]:
     """Seed noise against the gaps between α: for each measure, the two pure strategies, the pooled seed std, and
     every mixed α's mean minus the better pure one (signed so that > 0 means better than both)."""
@@ -132,8 +143,7 @@ def noise_and_gaps(by_alpha: Dict[float, List[dict]]) -> List[str]:
         values = {a: np.array([headline(r)[key] for r in runs]) for a, runs in by_alpha.items()}
         variances = [v.var(ddof=1) for v in values.values() if len(v) > 1]
         noise = f"{np.sqrt(np.mean(variances)):.{digits}f}" if variances else "(one seed)"
-        best = max(better * values[0.0].mean(), better * values[1.0].mean())
-        cells = [f"{better * values[a].mean() - best:+.{digits}f}" for a in mixed]
+        cells = [f"{beyond_pure(by_alpha, a, key, better):+.{digits}f}" for a in mixed]
         rows.append(f"| {label} | {values[0.0].mean():.{digits}f} | {values[1.0].mean():.{digits}f} | {noise} | "
                     + " | ".join(cells) + " |")
     return rows
@@ -225,26 +235,60 @@ def language_figure(by_alpha: Dict[float, List[dict]], path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def reference_rows(zero_shot: Path) -> List[str]:
-    """Table rows for the starting checkpoint (its committed zero-shot report) and the paper's XLM-R runs."""
+def reference_rows(dataset: str) -> List[str]:
+    """Table rows for the starting checkpoint (its committed zero-shot report, when there is one) and the paper's
+    XLM-R runs, on ``dataset``."""
     rows = []
+    zero_shot = ZERO_SHOT[dataset]
     if zero_shot.is_file():
         r = json.loads(zero_shot.read_text())
         rows.append(f"| zero-shot start (`{zero_shot.relative_to(REPO)}`) | – | {r['mAP']['mono']:.3f} | "
                     f"{r['mAP']['cross']:.3f} | {r['mAP']['multi']:.3f} | {r['rank_distance']['macro']:.1f} | – |")
-    for name, (mo, cr, mul, rd) in PAPER.items():
+    for name, (mo, cr, mul, rd) in PAPER[dataset].items():
         rows.append(f"| paper: {name} | – | {mo} | {cr} | {mul} | {rd} | – |")
     return rows
 
 
-def study_section(folder: Path, title: str, intro: str) -> List[str]:
-    """A heading, a sentence (``{steps}`` filled from the runs' config), and the mean ± std table of another
-    study's finished runs (nothing if none)."""
-    by_alpha = load_study(folder) if folder.is_dir() else {}
+def study_section(by_alpha: Dict[float, List[dict]], title: str, intro: str, reference: Sequence[str] = (),
+                  more: Sequence[str] = ()) -> List[str]:
+    """A heading, a sentence (``{steps}`` filled from the runs' config), the mean ± std table of another study's
+    finished runs with ``reference`` rows under it, then ``more`` lines (nothing at all if there are no runs)."""
     if not by_alpha:
         return []
     steps = next(iter(by_alpha.values()))[0]["config"]["train"]["steps"]
-    return [f"## {title}", "", intro.format(steps=steps), "", *table(by_alpha), ""]
+    return [f"## {title}", "", intro.format(steps=steps), "", *table(by_alpha), *reference, "", *more,
+            *([""] if more else [])]
+
+
+def budget_lines(budget: Dict[float, List[dict]], base: Dict[float, List[dict]]) -> List[str]:
+    """What more steps changed: each α's longer run minus the same seed's run at the sweep's budget, and how far
+    hybrid sits beyond the better pure strategy at each budget (> 0: better than both)."""
+    seeds = {r["config"]["seed"] for runs in budget.values() for r in runs}
+    same_seed = {a: [r for r in runs if r["config"]["seed"] in seeds] for a, runs in base.items()}
+    steps = {name: next(iter(s.values()))[0]["config"]["train"]["steps"]
+             for name, s in (("base", base), ("budget", budget))}
+    head = " | ".join(label for _, label, _, _ in TESTS)
+    rows = [f"Each α at {steps['budget']} steps minus the same seed at {steps['base']} steps:", "",
+            f"| α | {head} |", "|---" * (len(TESTS) + 1) + "|"]
+    for alpha in (a for a in budget if same_seed.get(a)):
+        cells = [np.mean([headline(r)[key] for r in budget[alpha]])
+                 - np.mean([headline(r)[key] for r in same_seed[alpha]]) for key, _, _, _ in TESTS]
+        rows.append(f"| {alpha:g} | " + " | ".join(f"{c:+.{1 if k == 'rd' else 3}f}"
+                                                  for c, (k, _, _, _) in zip(cells, TESTS)) + " |")
+    position = []
+    for name, runs in ((f"{steps['base']} steps, seed{'s' if len(seeds) > 1 else ''} "
+                        f"{', '.join(map(str, sorted(seeds)))}", same_seed),
+                       (f"{steps['base']} steps, every seed", base), (f"{steps['budget']} steps", budget)):
+        if not all(runs.get(a) for a in (0.0, 1.0)):
+            continue
+        for alpha in (a for a in runs if 0 < a < 1 and a in budget):
+            position.append(f"| {alpha:g} | {name} | " + " | ".join(
+                f"{beyond_pure(runs, alpha, key, better):+.{1 if key == 'rd' else 3}f}"
+                for key, _, _, better in TESTS) + " |")
+    if not position:
+        return rows + ["", "Where hybrid sits against the pure strategies needs α = 0, a mixed α and α = 1 at both budgets."]
+    return rows + ["", "Each mixed α minus the better pure strategy (> 0: better than both; for rank distance, lower):", "",
+                   f"| α | budget | {head} |", "|---" * (len(TESTS) + 2) + "|", *position]
 
 
 def reproduction_lines(folder: Path) -> List[str]:
@@ -265,6 +309,7 @@ def reproduction_lines(folder: Path) -> List[str]:
 def write_page(folder: Path = RESULTS / "alpha", page: Path = DOCS / "results.md") -> str:
     """Write ``page`` (and its figures in ``img/`` beside it) from the runs in ``folder``; return its text."""
     by_alpha = load_study(folder)
+    budget, reverse = load_study(folder.parent / "budget"), load_study(folder.parent / "reverse")
     if not by_alpha:
         raise SystemExit(f"no finished runs in {folder}; run examples/alpha_sweep.py first")
     figures = page.parent / "img"
@@ -292,7 +337,7 @@ def write_page(folder: Path = RESULTS / "alpha", page: Path = DOCS / "results.md
         lines += ["## Reading", "", reading.read_text(encoding="utf-8").strip(), ""]
     lines += [
         "## Macro mAP and rank distance (mean ± std over seeds)", "", *table(by_alpha),
-        *reference_rows(ZERO_SHOT), "",
+        *reference_rows("xquad-r"), "",
         "The kept checkpoint has the lowest loss on 4 fixed validation batches drawn from the held-out MLQA-R ids "
         "with the run's own α and seed (validation every 20 steps), so the loss selects within a run but is not "
         "comparable across runs; each run's values are in its `train_log.jsonl`.", "",
@@ -313,13 +358,16 @@ def write_page(folder: Path = RESULTS / "alpha", page: Path = DOCS / "results.md
         "tr (a Cr. setting is unseen when either side is).", "", *seen_unseen_table(by_alpha), "",
         "## Per query language: spread, unseen (el, ru, th, tr) and lower-resource (hi, th, el)", "",
         "![per language](img/alpha-languages.png)", "", *spread_table(by_alpha), "",
-        *study_section(folder.parent / "budget", "Four times the budget",
+        *study_section(budget, "Four times the budget",
                        "α ∈ {{0, 0.5, 1}}, seed 0, {steps} steps, otherwise the recipe above "
-                       "(`python examples/alpha_sweep.py --model .cache/me5 --study budget --commit`)."),
-        *study_section(folder.parent / "reverse", "The reverse direction: train on XQuAD-R, test on MLQA-R",
+                       "(`python examples/alpha_sweep.py --model .cache/me5 --study budget --commit`).",
+                       more=budget_lines(budget, by_alpha) if budget else []),
+        *study_section(reverse, "The reverse direction: train on XQuAD-R, test on MLQA-R",
                        "α ∈ {{0, 0.5, 1}}, seed 0, trained on all 11 XQuAD-R languages and evaluated zero-shot on the "
                        "full MLQA-R protocol (`python examples/alpha_sweep.py --model .cache/me5 --study reverse "
-                       "--commit`); the validation loss is on held-out XQuAD-R ids."),
+                       "--commit`); the validation loss is on held-out XQuAD-R ids. MLQA-R has 7 languages, all "
+                       "trained on here; its Mul. pool has 2 to 4 relevant sentences per question.",
+                       reference=reference_rows("mlqa-r")),
         "## Reproducibility", "", *reproduction_lines(folder), "",
     ]
     text = "\n".join(lines)

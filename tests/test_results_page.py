@@ -11,7 +11,7 @@ import results  # noqa: E402
 LANGS = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"]
 
 
-def fake_run(folder, alpha, seed, multi, rd):
+def fake_run(folder, alpha, seed, multi, rd, steps=120):
     """A run whose every Mo./Cr. cell is 0.7 + alpha / 10, Mul. mAP ``multi`` and rank distance ``rd`` everywhere."""
     folder.mkdir(parents=True)
     cell = 0.7 + alpha / 10
@@ -24,7 +24,7 @@ def fake_run(folder, alpha, seed, multi, rd):
     log = [{"step": 20, "loss": 1.0, "val_loss": 1.2 - seed / 100}, {"step": 40, "loss": 0.9, "val_loss": 1.1 + seed / 5}]
     (folder / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
     (folder / "training_config.json").write_text(json.dumps({
-        "alpha": alpha, "seed": seed, "base_model": "me5", "batch_size": 32, "train": {"steps": 120, "amp": "bf16", "freeze_embeddings": True}}))
+        "alpha": alpha, "seed": seed, "base_model": "me5", "batch_size": 32, "train": {"steps": steps, "amp": "bf16", "freeze_embeddings": True}}))
     (folder / "README.md").write_text("card")
 
 
@@ -75,3 +75,31 @@ def test_reproduction_and_other_studies_on_the_page(tmp_path):
     assert "The reverse direction" not in text  # no runs, no section
     assert "over every number of the report: 0 (bit-identical)" in text
     assert "Needs a mixed α" in text
+
+
+def test_budget_and_reverse_sections(tmp_path, monkeypatch):
+    results_dir = tmp_path / "results"
+    for alpha, multi, rd in [(0.0, 0.60, 300.0), (0.5, 0.58, 320.0), (1.0, 0.55, 380.0)]:
+        for seed in (0, 1):
+            fake_run(results_dir / "alpha" / f"alpha{alpha:g}-seed{seed}", alpha, seed, multi + seed / 100, rd + 10 * seed)
+    for alpha, multi, rd in [(0.0, 0.62, 290.0), (0.5, 0.63, 300.0), (1.0, 0.56, 370.0)]:
+        fake_run(results_dir / "budget" / f"alpha{alpha:g}-seed0", alpha, 0, multi, rd, steps=480)
+        fake_run(results_dir / "reverse" / f"alpha{alpha:g}-seed0", alpha, 0, multi - 0.1, rd - 100)
+    zero_shot = tmp_path / "mlqa-r-bfloat16.json"
+    zero_shot.write_text(json.dumps({"mAP": {"mono": 0.61, "cross": 0.52, "multi": 0.33}, "rank_distance": {"macro": 512.25}}))
+    monkeypatch.setattr(results, "ZERO_SHOT", {"xquad-r": tmp_path / "absent.json", "mlqa-r": zero_shot})
+    monkeypatch.setattr(results, "REPO", tmp_path)
+    text = results.write_page(results_dir / "alpha", tmp_path / "results.md")
+    budget = text[text.index("## Four times the budget"):text.index("## The reverse direction")]
+    # the 480-step runs minus seed 0's 120-step runs: Mo./Cr. cells depend on α only, so they did not move
+    assert "| 0 | +0.000 | +0.000 | +0.020 | -10.0 |" in budget
+    assert "| 0.5 | +0.000 | +0.000 | +0.050 | -20.0 |" in budget
+    assert "| 1 | +0.000 | +0.000 | +0.010 | -10.0 |" in budget
+    # hybrid beyond the better pure strategy: behind X-Y on Mul. at 120 steps, ahead of it at 480
+    assert "| 0.5 | 120 steps, seed 0 | -0.050 | -0.050 | -0.020 | -20.0 |" in budget
+    assert "| 0.5 | 120 steps, every seed | -0.050 | -0.050 | -0.020 | -20.0 |" in budget
+    assert "| 0.5 | 480 steps | -0.050 | -0.050 | +0.010 | -10.0 |" in budget
+    reverse = text[text.index("## The reverse direction"):]
+    assert "| 0.5 | 1 | 0.750 | 0.750 | 0.530 | 200.0 |" in reverse
+    assert "| zero-shot start (`mlqa-r-bfloat16.json`) | – | 0.610 | 0.520 | 0.330 | 512.2 | – |" in reverse
+    assert "| paper: XLM-R hybrid | – | .648 | .623 | .512 | 227.1 | – |" in reverse
