@@ -7,7 +7,8 @@ Runs go seed by seed, so a study cut short still covers every α. Finished runs 
 docs/results/<study>/ and are skipped; ``--commit`` commits each one as it finishes.
 
     python examples/alpha_sweep.py --model .cache/me5 --commit                  # the sweep (15 runs)
-    python examples/alpha_sweep.py --model .cache/me5 --study budget --commit   # α ∈ {0, 0.5, 1} at 4× the steps
+    python examples/alpha_sweep.py --model .cache/me5 --study budget --commit   # α ∈ {0, 0.5, 1} at 4× the steps,
+                                                                                # also evaluated at the final step
     python examples/alpha_sweep.py --model .cache/me5 --study reverse --commit  # train on XQuAD-R, test on MLQA-R
     python examples/alpha_sweep.py --model .cache/me5 --reproduce alpha0-seed0  # retrain one run, compare
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 sys.path.insert(0, str(Path(__file__).parent))
-from studies import REPO, RESULTS, Recipe, Run, git_commit, reproduce, run_study  # noqa: E402
+from studies import REPO, RESULTS, Recipe, Run, evaluate_last_step, git_commit, reproduce, run_study  # noqa: E402
 
 #: the training recipe examples/recipe.py settled on (docs/training.md, "Precision on the CPU")
 RECIPE_FLAGS = ("--amp", "bf16", "--freeze-embeddings")
@@ -66,6 +67,9 @@ def main() -> None:
             git_commit(RESULTS / args.study / "reproduction.json", f"docs/results/{args.study}: {run.name} reproduced")
         return
     done: Dict[str, Path] = run_study(recipe, todo, RESULTS / args.study, Path(args.work) / args.study, args.commit)
+    if args.study == "budget":  # the question is what longer training does, so the final step is evaluated too
+        for run in todo:
+            evaluate_last_step(recipe, run, RESULTS / args.study, Path(args.work) / args.study, args.commit)
     print(f"{len(done)} runs in {RESULTS / args.study}; tables and figures: python examples/results.py")
 
 

@@ -275,10 +275,20 @@ def budget_lines(budget: Dict[float, List[dict]], base: Dict[float, List[dict]])
                  - np.mean([headline(r)[key] for r in same_seed[alpha]]) for key, _, _, _ in TESTS]
         rows.append(f"| {alpha:g} | " + " | ".join(f"{c:+.{1 if k == 'rd' else 3}f}"
                                                   for c, (k, _, _, _) in zip(cells, TESTS)) + " |")
+    # the final step's weights, where evaluated: what the steps after the kept one did (nothing is chosen by it)
+    final = {a: [{**r, "report": r["last_step"]} for r in runs if r.get("last_step")] for a, runs in budget.items()}
+    final = {a: runs for a, runs in final.items() if runs}
+    if final:
+        rows += ["", f"The weights at step {steps['budget']} (the resume checkpoint), evaluated the same way. They are "
+                 "not the kept model: this shows what the steps after the kept one did on XQuAD-R, and chooses "
+                 "nothing.", "", f"| α | {head} |", "|---" * (len(TESTS) + 1) + "|"]
+        rows += [f"| {a:g} | " + " | ".join(f"{np.mean([headline(r)[k] for r in runs]):.{1 if k == 'rd' else 3}f}"
+                                            for k, _, _, _ in TESTS) + " |" for a, runs in final.items()]
     position = []
     for name, runs in ((f"{steps['base']} steps, seed{'s' if len(seeds) > 1 else ''} "
                         f"{', '.join(map(str, sorted(seeds)))}", same_seed),
-                       (f"{steps['base']} steps, every seed", base), (f"{steps['budget']} steps", budget)):
+                       (f"{steps['base']} steps, every seed", base), (f"{steps['budget']} steps, kept step", budget),
+                       (f"{steps['budget']} steps, final step", final)):
         if not all(runs.get(a) for a in (0.0, 1.0)):
             continue
         for alpha in (a for a in runs if 0 < a < 1 and a in budget):

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from pyterrier_hybrid._atomic import atomic_write_text
 
@@ -24,6 +24,8 @@ RESULTS = REPO / "docs" / "results"
 SEEN = ["ar", "de", "en", "es", "hi", "vi", "zh"]  # MLQA-R's languages: what the models train on
 UNSEEN = ["el", "ru", "th", "tr"]                   # XQuAD-R languages never trained on
 ARTIFACTS = ("report.json", "train_log.jsonl", "training_config.json", "README.md")
+#: the report of a run's final-step weights, when validation kept an earlier step (see :func:`evaluate_last_step`)
+LAST_STEP = "report-last-step.json"
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,47 @@ def run_one(recipe: Recipe, run: Run, results: Path, work: Path, commit: bool) -
     return done
 
 
+def evaluate_last_step(recipe: Recipe, run: Run, results: Path, work: Path, commit: bool) -> Optional[Path]:
+    """Evaluate a finished run's final-step weights as well, into ``results/<run>/report-last-step.json``.
+
+    The kept model is the step with the lowest validation loss; this report shows what the later steps did on the
+    test protocol. It is a diagnostic, never a selection. The weights come from the resume checkpoint in
+    ``work/<run>/model/checkpoint/state.pt`` (ignored by git), so a run trained on another machine is skipped with
+    a message. Returns the report's path, or None when it cannot be made.
+    """
+    target = results / run.name / LAST_STEP
+    if target.is_file():
+        return target
+    model = work / run.name / "model"
+    state_path = model / "checkpoint" / "state.pt"
+    if not (results / run.name / "train_log.jsonl").is_file() or not state_path.is_file():
+        print(f"{target}: no finished run with its resume checkpoint in {model}; last step not evaluated")
+        return None
+    import torch
+    from transformers import AutoModel
+
+    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    if state["step"] != recipe.steps:
+        raise SystemExit(f"{state_path} is at step {state['step']}, not the last ({recipe.steps}); finish the run first")
+    last, evaluation = work / run.name / "last-step-model", work / run.name / "eval-last-step"
+    if not (last / "config.json").is_file():
+        tmp = last.with_name(last.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(model, tmp, ignore=shutil.ignore_patterns("checkpoint"))  # tokenizer, pooling, settings
+        weights = AutoModel.from_pretrained(model)
+        weights.load_state_dict(state["model"])
+        weights.save_pretrained(tmp)
+        shutil.rmtree(last, ignore_errors=True)
+        tmp.rename(last)
+    if not (evaluation / "report.json").is_file():
+        cli("evaluate", "--dataset", recipe.eval_dataset, "--model", str(last), "--out", str(evaluation),
+            "--dtype", recipe.eval_dtype)
+    shutil.copyfile(evaluation / "report.json", target)
+    if commit:
+        git_commit(target, f"{target.relative_to(REPO)}: the final step's weights, evaluated")
+    return target
+
+
 def git_commit(path: Path, message: str) -> None:
     """Commit ``path`` alone (other staged changes stay staged)."""
     subprocess.run(["git", "-C", str(REPO), "add", str(path)], check=True)
@@ -160,10 +203,12 @@ def run_study(recipe: Recipe, runs: Sequence[Run], results: Path, work: Path, co
 
 
 def load_run(folder: Path) -> dict:
-    """A finished run's report, config and log, read back from its artifacts."""
+    """A finished run's report, config and log (and its final step's report, if made), read back from its artifacts."""
     log = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
+    last = folder / LAST_STEP
     return {"report": json.loads((folder / "report.json").read_text()),
-            "config": json.loads((folder / "training_config.json").read_text()), "log": log}
+            "config": json.loads((folder / "training_config.json").read_text()), "log": log,
+            "last_step": json.loads(last.read_text()) if last.is_file() else None}
 
 
 def seen_unseen(report: dict, seen: Sequence[str] = SEEN) -> Dict[str, Dict[str, float]]:

@@ -98,7 +98,16 @@ def test_budget_and_reverse_sections(tmp_path, monkeypatch):
     # hybrid beyond the better pure strategy: behind X-Y on Mul. at 120 steps, ahead of it at 480
     assert "| 0.5 | 120 steps, seed 0 | -0.050 | -0.050 | -0.020 | -20.0 |" in budget
     assert "| 0.5 | 120 steps, every seed | -0.050 | -0.050 | -0.020 | -20.0 |" in budget
-    assert "| 0.5 | 480 steps | -0.050 | -0.050 | +0.010 | -10.0 |" in budget
+    assert "| 0.5 | 480 steps, kept step | -0.050 | -0.050 | +0.010 | -10.0 |" in budget
+    assert "final step" not in budget  # no final-step reports yet
+    for alpha, multi in [(0.0, 0.64), (0.5, 0.62), (1.0, 0.57)]:  # now evaluate the final steps
+        last = json.loads((results_dir / "budget" / f"alpha{alpha:g}-seed0" / "report.json").read_text())
+        last["mAP"]["multi"] = multi
+        (results_dir / "budget" / f"alpha{alpha:g}-seed0" / "report-last-step.json").write_text(json.dumps(last))
+    text = results.write_page(results_dir / "alpha", tmp_path / "results.md")
+    budget = text[text.index("## Four times the budget"):text.index("## The reverse direction")]
+    assert "| 0.5 | 0.750 | 0.750 | 0.620 | 300.0 |" in budget
+    assert "| 0.5 | 480 steps, final step | -0.050 | -0.050 | -0.020 | -10.0 |" in budget
     reverse = text[text.index("## The reverse direction"):]
     assert "| 0.5 | 1 | 0.750 | 0.750 | 0.530 | 200.0 |" in reverse
     assert "| zero-shot start (`mlqa-r-bfloat16.json`) | – | 0.610 | 0.520 | 0.330 | 512.2 | – |" in reverse

@@ -79,3 +79,29 @@ def test_max_difference():
     assert studies.max_difference(a, {**a, "dtype": "fp32"}) == float("inf")               # not the same run
     assert studies.max_difference(a, {**a, "mAP": {"mono": 0.5}}) == float("inf")
     assert studies.max_difference(a, {**a, "mAP": {"mono": 0.5, "cross": [0.25]}}) == float("inf")
+
+
+def test_last_step_is_evaluated_from_the_resume_checkpoint(tiny_model_dir, tmp_path, capsys):
+    import torch
+    from safetensors.torch import load_file
+
+    run, r = studies.Run("mix-s3", "hybrid", 0.5, 3), recipe(tiny_model_dir, tmp_path)
+    results, work = tmp_path / "results", tmp_path / "work"
+    studies.run_study(r, [run], results, work)
+    path = studies.evaluate_last_step(r, run, results, work, commit=False)
+    assert path == results / run.name / studies.LAST_STEP
+    state = torch.load(work / run.name / "model" / "checkpoint" / "state.pt", weights_only=True)
+    exported = load_file(work / run.name / "last-step-model" / "model.safetensors")
+    assert state["step"] == 4 and set(exported) == set(state["model"])
+    assert all(torch.equal(exported[k], v) for k, v in state["model"].items())
+    got = studies.load_run(results / run.name)
+    kept = min((x["val_loss"], x["step"]) for x in got["log"] if "val_loss" in x)[1]
+    same = studies.max_difference(got["report"], got["last_step"]) == 0
+    assert same == (kept == 4)  # the kept model is the final one exactly when validation kept step 4
+    assert got["last_step"]["dataset"] == "lareqa-demo"
+    # a run whose resume checkpoint is gone (trained elsewhere) is skipped, with a message
+    other = studies.Run("gone", "xy", 0.0, 0)
+    (results / other.name).mkdir()
+    (results / other.name / "train_log.jsonl").write_text("")
+    assert studies.evaluate_last_step(r, other, results, work, commit=False) is None
+    assert "last step not evaluated" in capsys.readouterr().out
