@@ -7,7 +7,7 @@ Runs go seed by seed, so a study cut short still covers every α. Finished runs 
 docs/results/<study>/ and are skipped; ``--commit`` commits each one as it finishes.
 
     python examples/alpha_sweep.py --model .cache/me5 --commit                  # the sweep (15 runs)
-    python examples/alpha_sweep.py --model .cache/me5 --study budget --commit   # α ∈ {0, 0.5, 1} at 4× the steps,
+    python examples/alpha_sweep.py --model .cache/me5 --study budget --commit   # α ∈ {0, 0.5, 1} × seeds at 4× the steps,
                                                                                 # also evaluated at the final step
     python examples/alpha_sweep.py --model .cache/me5 --study reverse --commit  # train on XQuAD-R, test on MLQA-R
     python examples/alpha_sweep.py --model .cache/me5 --reproduce alpha0-seed0  # retrain one run, compare
@@ -37,7 +37,8 @@ def study(name: str, model: str) -> Tuple[Recipe, List[Run]]:
     if name == "alpha":
         return Recipe(model=model), runs([0, 0.25, 0.5, 0.75, 1], [0, 1, 2])
     if name == "budget":
-        return Recipe(model=model, steps=4 * Recipe.steps, eval_every=4 * Recipe.eval_every), runs([0, 0.5, 1], [0])
+        # seed 0 answers the question; seeds 1 and 2 (run after it) measure how far one seed can be trusted
+        return Recipe(model=model, steps=4 * Recipe.steps, eval_every=4 * Recipe.eval_every), runs([0, 0.5, 1], [0, 1, 2])
     if name == "reverse":
         data = str(REPO.parent / "shared" / "data" / "xquad-r")
         return Recipe(model=model, data=data, langs=XQUAD_LANGS, eval_dataset="mlqa-r"), runs([0, 0.5, 1], [0])
@@ -66,9 +67,10 @@ def main() -> None:
         if args.commit:
             git_commit(RESULTS / args.study / "reproduction.json", f"docs/results/{args.study}: {run.name} reproduced")
         return
-    done: Dict[str, Path] = run_study(recipe, todo, RESULTS / args.study, Path(args.work) / args.study, args.commit)
-    if args.study == "budget":  # the question is what longer training does, so the final step is evaluated too
-        for run in todo:
+    done: Dict[str, Path] = {}
+    for run in todo:
+        done.update(run_study(recipe, [run], RESULTS / args.study, Path(args.work) / args.study, args.commit))
+        if args.study == "budget":  # the question is what longer training does, so the final step is evaluated too
             evaluate_last_step(recipe, run, RESULTS / args.study, Path(args.work) / args.study, args.commit)
     print(f"{len(done)} runs in {RESULTS / args.study}; tables and figures: python examples/results.py")
 

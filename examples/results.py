@@ -298,7 +298,10 @@ def budget_lines(budget: Dict[float, List[dict]], base: Dict[float, List[dict]])
     if not position:
         return rows + ["", "Where hybrid sits against the pure strategies needs α = 0, a mixed α and α = 1 at both budgets."]
     return rows + ["", "Each mixed α minus the better pure strategy (> 0: better than both; for rank distance, lower):", "",
-                   f"| α | budget | {head} |", "|---" * (len(TESTS) + 2) + "|", *position]
+                   f"| α | budget | {head} |", "|---" * (len(TESTS) + 2) + "|", *position, "",
+                   f"Paired tests at {steps['budget']} steps (kept models), as above, with Holm's adjustment over this "
+                   "table. They pair settings (seeds averaged), so they say nothing about seed noise:", "",
+                   *paired_tests(budget)]
 
 
 def reproduction_lines(folder: Path) -> List[str]:
@@ -369,7 +372,8 @@ def write_page(folder: Path = RESULTS / "alpha", page: Path = DOCS / "results.md
         "## Per query language: spread, unseen (el, ru, th, tr) and lower-resource (hi, th, el)", "",
         "![per language](img/alpha-languages.png)", "", *spread_table(by_alpha), "",
         *study_section(budget, "Four times the budget",
-                       "α ∈ {{0, 0.5, 1}}, seed 0, {steps} steps, otherwise the recipe above "
+                       "α ∈ {{0, 0.5, 1}} at {steps} steps, otherwise the recipe above; seed 0 first, then seeds 1 "
+                       "and 2 (the seeds column says which are in) "
                        "(`python examples/alpha_sweep.py --model .cache/me5 --study budget --commit`).",
                        more=budget_lines(budget, by_alpha) if budget else []),
         *study_section(reverse, "The reverse direction: train on XQuAD-R, test on MLQA-R",
