@@ -262,13 +262,17 @@ def study_section(by_alpha: Dict[float, List[dict]], title: str, intro: str, ref
 
 def budget_lines(budget: Dict[float, List[dict]], base: Dict[float, List[dict]]) -> List[str]:
     """What more steps changed: each α's longer run minus the same seed's run at the sweep's budget, and how far
-    hybrid sits beyond the better pure strategy at each budget (> 0: better than both)."""
-    seeds = {r["config"]["seed"] for runs in budget.values() for r in runs}
+    hybrid sits beyond the better pure strategy at each budget (> 0: better than both). Only seeds that every α
+    of the longer study has finished are compared, so a study still running never mixes seeds."""
+    seeds = set.intersection(*({r["config"]["seed"] for r in runs} for runs in budget.values()))
+    budget = {a: [r for r in runs if r["config"]["seed"] in seeds] for a, runs in budget.items()}
     same_seed = {a: [r for r in runs if r["config"]["seed"] in seeds] for a, runs in base.items()}
     steps = {name: next(iter(s.values()))[0]["config"]["train"]["steps"]
              for name, s in (("base", base), ("budget", budget))}
     head = " | ".join(label for _, label, _, _ in TESTS)
-    rows = [f"Each α at {steps['budget']} steps minus the same seed at {steps['base']} steps:", "",
+    rows = [f"Compared below: seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, sorted(seeds))) or '(none)'}, "
+            "the seeds every α has finished.", "",
+            f"Each α at {steps['budget']} steps minus the same seed at {steps['base']} steps:", "",
             f"| α | {head} |", "|---" * (len(TESTS) + 1) + "|"]
     for alpha in (a for a in budget if same_seed.get(a)):
         cells = [np.mean([headline(r)[key] for r in budget[alpha]])

@@ -108,6 +108,13 @@ def test_budget_and_reverse_sections(tmp_path, monkeypatch):
     budget = text[text.index("## Four times the budget"):text.index("## The reverse direction")]
     assert "| 0.5 | 0.750 | 0.750 | 0.620 | 300.0 |" in budget
     assert "| 0.5 | 480 steps, final step | -0.050 | -0.050 | -0.020 | -10.0 |" in budget
+    # a second seed that only α = 0 has finished is in the table, but not in the comparisons
+    fake_run(results_dir / "budget" / "alpha0-seed1", 0.0, 1, 0.90, 100.0, steps=480)
+    text = results.write_page(results_dir / "alpha", tmp_path / "results.md")
+    budget = text[text.index("## Four times the budget"):text.index("## The reverse direction")]
+    assert "| 0 | 2 | 0.700 ± 0.000 | 0.700 ± 0.000 | 0.760 ± 0.198 |" in budget
+    assert "Compared below: seed 0, the seeds every α has finished." in budget
+    assert "| 0.5 | 480 steps, kept step | -0.050 | -0.050 | +0.010 | -10.0 |" in budget
     reverse = text[text.index("## The reverse direction"):]
     assert "| 0.5 | 1 | 0.750 | 0.750 | 0.530 | 200.0 |" in reverse
     assert "| zero-shot start (`mlqa-r-bfloat16.json`) | – | 0.610 | 0.520 | 0.330 | 512.2 | – |" in reverse
