@@ -43,7 +43,8 @@ def test_alpha_sweep_studies():
     assert all(r.sampling == "hybrid" and tuple(r.flags) == alpha_sweep.RECIPE_FLAGS for r in runs)
     assert (recipe.steps, recipe.batch_size, recipe.val_fraction, recipe.eval_dataset) == (120, 32, 0.1, "xquad-r")
     budget, runs = alpha_sweep.study("budget", "M")
-    assert budget.steps == 4 * recipe.steps and [r.alpha for r in runs] == [0, 0.5, 1]
+    assert budget.steps == 4 * recipe.steps and budget.eval_every == 4 * recipe.eval_every
+    assert [(r.alpha, r.seed) for r in runs] == [(a, s) for s in (0, 1, 2) for a in (0, 0.5, 1)]  # seed 0 first
     reverse, _ = alpha_sweep.study("reverse", "M")
     assert reverse.eval_dataset == "mlqa-r" and reverse.data.endswith("xquad-r") and len(reverse.langs) == 11
 
