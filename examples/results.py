@@ -54,6 +54,12 @@ def mean_std(values: Sequence[float], digits: int = 3) -> str:
     return f"{v.mean():.{digits}f}" if len(v) < 2 else f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
+def signed(value: float, digits: int) -> str:
+    """``+0.012`` / ``-0.012``; a difference that rounds to zero reads ``+0.000``, never ``-0.000``."""
+    text = f"{value:+.{digits}f}"
+    return "+" + text[1:] if float(text) == 0 else text
+
+
 def selected_step(run: dict) -> int:
     """The step whose checkpoint the run kept: the lowest validation loss (the first, on a tie)."""
     return min((x["val_loss"], x["step"]) for x in run["log"] if "val_loss" in x)[1]
@@ -144,7 +150,7 @@ def noise_and_gaps(by_alpha: Dict[float, List[dict]]) -> List[str]:
         values = {a: np.array([headline(r)[key] for r in runs]) for a, runs in by_alpha.items()}
         variances = [v.var(ddof=1) for v in values.values() if len(v) > 1]
         noise = f"{np.sqrt(np.mean(variances)):.{digits}f}" if variances else "(one seed)"
-        cells = [f"{beyond_pure(by_alpha, a, key, better):+.{digits}f}" for a in mixed]
+        cells = [signed(beyond_pure(by_alpha, a, key, better), digits) for a in mixed]
         rows.append(f"| {label} | {values[0.0].mean():.{digits}f} | {values[1.0].mean():.{digits}f} | {noise} | "
                     + " | ".join(cells) + " |")
     return rows
@@ -278,7 +284,7 @@ def budget_lines(budget: Dict[float, List[dict]], base: Dict[float, List[dict]])
     for alpha in (a for a in budget if same_seed.get(a)):
         cells = [np.mean([headline(r)[key] for r in budget[alpha]])
                  - np.mean([headline(r)[key] for r in same_seed[alpha]]) for key, _, _, _ in TESTS]
-        rows.append(f"| {alpha:g} | " + " | ".join(f"{c:+.{1 if k == 'rd' else 3}f}"
+        rows.append(f"| {alpha:g} | " + " | ".join(signed(c, 1 if k == 'rd' else 3)
                                                   for c, (k, _, _, _) in zip(cells, TESTS)) + " |")
     # the final step's weights, where evaluated: what the steps after the kept one did (nothing is chosen by it)
     final = {a: [{**r, "report": r["last_step"]} for r in runs if r.get("last_step")] for a, runs in budget.items()}
@@ -298,7 +304,7 @@ def budget_lines(budget: Dict[float, List[dict]], base: Dict[float, List[dict]])
             continue
         for alpha in (a for a in runs if 0 < a < 1 and a in budget):
             position.append(f"| {alpha:g} | {name} | " + " | ".join(
-                f"{beyond_pure(runs, alpha, key, better):+.{1 if key == 'rd' else 3}f}"
+                signed(beyond_pure(runs, alpha, key, better), 1 if key == "rd" else 3)
                 for key, _, _, better in TESTS) + " |")
     if not position:
         return rows + ["", "Where hybrid sits against the pure strategies needs α = 0, a mixed α and α = 1 at both budgets."]

@@ -119,3 +119,8 @@ def test_budget_and_reverse_sections(tmp_path, monkeypatch):
     assert "| 0.5 | 1 | 0.750 | 0.750 | 0.530 | 200.0 |" in reverse
     assert "| zero-shot start (`mlqa-r-bfloat16.json`) | – | 0.610 | 0.520 | 0.330 | 512.2 | – |" in reverse
     assert "| paper: XLM-R hybrid | – | .648 | .623 | .512 | 227.1 | – |" in reverse
+
+
+def test_signed_differences_never_read_minus_zero():
+    assert results.signed(-0.0003, 3) == "+0.000" and results.signed(-0.0006, 3) == "-0.001"
+    assert results.signed(12.34, 1) == "+12.3" and results.signed(-0.04, 1) == "+0.0"
