@@ -88,6 +88,8 @@ def cell_means(runs: List[dict]) -> Dict[str, np.ndarray]:
 #: the paired tests: measure key, label, what is paired, and +1 where higher is better
 TESTS = [("mono", "Mo. mAP", "languages", 1), ("cross", "Cr. mAP", "language pairs", 1),
          ("multi", "Mul. mAP", "query languages", 1), ("rd", "rank distance", "query languages", -1)]
+#: decimals each measure is printed with
+DIGITS = {"mono": 3, "cross": 3, "multi": 3, "rd": 1}
 
 
 def holm(pvalues: Sequence[float]) -> List[float]:
@@ -146,7 +148,7 @@ def noise_and_gaps(by_alpha: Dict[float, List[dict]]) -> List[str]:
     rows = ["| measure | X-Y (α = 0) | X-X-mono (α = 1) | seed std (pooled) | "
             + " | ".join(f"α = {a:g} minus the better pure" for a in mixed) + " |", "|---" * (4 + len(mixed)) + "|"]
     for key, label, _, better in TESTS:
-        digits = 1 if key == "rd" else 3
+        digits = DIGITS[key]
         values = {a: np.array([headline(r)[key] for r in runs]) for a, runs in by_alpha.items()}
         variances = [v.var(ddof=1) for v in values.values() if len(v) > 1]
         noise = f"{np.sqrt(np.mean(variances)):.{digits}f}" if variances else "(one seed)"
@@ -271,21 +273,21 @@ def budget_lines(budget: Dict[float, List[dict]], base: Dict[float, List[dict]])
     """What more steps changed: each α's longer run minus the same seed's run at the sweep's budget, and how far
     hybrid sits beyond the better pure strategy at each budget (> 0: better than both). Only seeds that every α
     of the longer study has finished are compared, so a study still running never mixes seeds."""
-    seeds = set.intersection(*({r["config"]["seed"] for r in runs} for runs in budget.values()))
+    seeds = sorted(set.intersection(*({r["config"]["seed"] for r in runs} for runs in budget.values())))
+    if not seeds:
+        return ["No seed has finished every α of this study yet, so nothing is compared."]
     budget = {a: [r for r in runs if r["config"]["seed"] in seeds] for a, runs in budget.items()}
     same_seed = {a: [r for r in runs if r["config"]["seed"] in seeds] for a, runs in base.items()}
     steps = {name: next(iter(s.values()))[0]["config"]["train"]["steps"]
              for name, s in (("base", base), ("budget", budget))}
+    seed_label = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
     head = " | ".join(label for _, label, _, _ in TESTS)
-    rows = [f"Compared below: seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, sorted(seeds))) or '(none)'}, "
-            "the seeds every α has finished.", "",
+    mean = lambda runs, key: float(np.mean([headline(r)[key] for r in runs]))  # noqa: E731
+    rows = [f"Compared below: {seed_label}, the seeds every α has finished.", "",
             f"Each α at {steps['budget']} steps minus the same seed at {steps['base']} steps:", "",
             f"| α | {head} |", "|---" * (len(TESTS) + 1) + "|"]
-    for alpha in (a for a in budget if same_seed.get(a)):
-        cells = [np.mean([headline(r)[key] for r in budget[alpha]])
-                 - np.mean([headline(r)[key] for r in same_seed[alpha]]) for key, _, _, _ in TESTS]
-        rows.append(f"| {alpha:g} | " + " | ".join(signed(c, 1 if k == 'rd' else 3)
-                                                  for c, (k, _, _, _) in zip(cells, TESTS)) + " |")
+    rows += [f"| {a:g} | " + " | ".join(signed(mean(runs, k) - mean(same_seed[a], k), DIGITS[k]) for k, *_ in TESTS)
+             + " |" for a, runs in budget.items() if same_seed.get(a)]
     # the final step's weights, where evaluated: what the steps after the kept one did (nothing is chosen by it)
     final = {a: [{**r, "report": r["last_step"]} for r in runs if r.get("last_step")] for a, runs in budget.items()}
     final = {a: runs for a, runs in final.items() if runs}
@@ -293,19 +295,16 @@ def budget_lines(budget: Dict[float, List[dict]], base: Dict[float, List[dict]])
         rows += ["", f"The weights at step {steps['budget']} (the resume checkpoint), evaluated the same way. They are "
                  "not the kept model: this shows what the steps after the kept one did on XQuAD-R, and chooses "
                  "nothing.", "", f"| α | {head} |", "|---" * (len(TESTS) + 1) + "|"]
-        rows += [f"| {a:g} | " + " | ".join(f"{np.mean([headline(r)[k] for r in runs]):.{1 if k == 'rd' else 3}f}"
-                                            for k, _, _, _ in TESTS) + " |" for a, runs in final.items()]
+        rows += [f"| {a:g} | " + " | ".join(f"{mean(runs, k):.{DIGITS[k]}f}" for k, *_ in TESTS) + " |"
+                 for a, runs in final.items()]
     position = []
-    for name, runs in ((f"{steps['base']} steps, seed{'s' if len(seeds) > 1 else ''} "
-                        f"{', '.join(map(str, sorted(seeds)))}", same_seed),
-                       (f"{steps['base']} steps, every seed", base), (f"{steps['budget']} steps, kept step", budget),
-                       (f"{steps['budget']} steps, final step", final)):
+    for name, runs in ((f"{steps['base']} steps, {seed_label}", same_seed), (f"{steps['base']} steps, every seed", base),
+                       (f"{steps['budget']} steps, kept step", budget), (f"{steps['budget']} steps, final step", final)):
         if not all(runs.get(a) for a in (0.0, 1.0)):
             continue
         for alpha in (a for a in runs if 0 < a < 1 and a in budget):
             position.append(f"| {alpha:g} | {name} | " + " | ".join(
-                signed(beyond_pure(runs, alpha, key, better), 1 if key == "rd" else 3)
-                for key, _, _, better in TESTS) + " |")
+                signed(beyond_pure(runs, alpha, key, better), DIGITS[key]) for key, _, _, better in TESTS) + " |")
     if not position:
         return rows + ["", "Where hybrid sits against the pure strategies needs α = 0, a mixed α and α = 1 at both budgets."]
     return rows + ["", "Each mixed α minus the better pure strategy (> 0: better than both; for rank distance, lower):", "",

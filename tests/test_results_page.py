@@ -124,3 +124,8 @@ def test_budget_and_reverse_sections(tmp_path, monkeypatch):
 def test_signed_differences_never_read_minus_zero():
     assert results.signed(-0.0003, 3) == "+0.000" and results.signed(-0.0006, 3) == "-0.001"
     assert results.signed(12.34, 1) == "+12.3" and results.signed(-0.04, 1) == "+0.0"
+
+
+def test_budget_lines_with_no_seed_every_alpha_finished():
+    budget = {0.0: [{"config": {"seed": 0}}], 0.5: [{"config": {"seed": 1}}]}
+    assert results.budget_lines(budget, {}) == ["No seed has finished every α of this study yet, so nothing is compared."]
