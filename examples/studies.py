@@ -120,7 +120,9 @@ def evaluate_last_step(recipe: Recipe, run: Run, results: Path, work: Path, comm
     import torch
     from transformers import AutoModel
 
-    state = torch.load(state_path, map_location="cpu", weights_only=True)
+    from pyterrier_hybrid.training import checkpoint
+
+    state = checkpoint.load(state_path, torch.device("cpu"))  # the trainer's safe loader: tensors and plain data only
     if state["step"] != recipe.steps:
         raise SystemExit(f"{state_path} is at step {state['step']}, not the last ({recipe.steps}); finish the run first")
     last, evaluation = work / run.name / "last-step-model", work / run.name / "eval-last-step"
