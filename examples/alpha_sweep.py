@@ -38,7 +38,8 @@ def study(name: str, model: str) -> Tuple[Recipe, List[Run]]:
         return Recipe(model=model), runs([0, 0.25, 0.5, 0.75, 1], [0, 1, 2])
     if name == "budget":
         # seed 0 answers the question; seeds 1 and 2 (run after it) measure how far one seed can be trusted
-        return Recipe(model=model, steps=4 * Recipe.steps, eval_every=4 * Recipe.eval_every), runs([0, 0.5, 1], [0, 1, 2])
+        return (Recipe(model=model, steps=4 * Recipe.steps, eval_every=4 * Recipe.eval_every, keep_checkpoint=True),
+                runs([0, 0.5, 1], [0, 1, 2]))
     if name == "reverse":
         data = str(REPO.parent / "shared" / "data" / "xquad-r")
         return Recipe(model=model, data=data, langs=XQUAD_LANGS, eval_dataset="mlqa-r"), runs([0, 0.5, 1], [0])

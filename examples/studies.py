@@ -43,6 +43,7 @@ class Recipe:
         eval_dataset: the protocol the models are evaluated on.
         eval_dtype: encoder dtype for evaluation.
         langs: the training languages (the "seen" ones).
+        keep_checkpoint: keep each run's resume state after it finishes (:func:`evaluate_last_step` needs it).
     """
     model: str
     data: str = str(REPO.parent / "shared" / "data" / "mlqa-r")
@@ -54,6 +55,7 @@ class Recipe:
     eval_dataset: str = "xquad-r"
     eval_dtype: str = "auto"
     langs: Sequence[str] = tuple(SEEN)
+    keep_checkpoint: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,7 @@ def train_args(recipe: Recipe, run: Run, out: Path) -> List[str]:
             "--batch-size", str(recipe.batch_size), "--seed", str(run.seed), "--doc-max-length",
             str(recipe.doc_max_length), "--val-fraction", str(recipe.val_fraction), "--eval-every",
             str(recipe.eval_every), "--patience", str(recipe.steps), "--checkpoint-every",
-            str(recipe.eval_every), *run.flags]
+            str(recipe.eval_every), *(["--keep-checkpoint"] if recipe.keep_checkpoint else []), *run.flags]
 
 
 def run_one(recipe: Recipe, run: Run, results: Path, work: Path, commit: bool) -> Path:

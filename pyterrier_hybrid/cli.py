@@ -99,7 +99,7 @@ def _train(args: argparse.Namespace) -> None:
                          freeze_embeddings=args.freeze_embeddings,
                          checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, patience=args.patience)
     torch.manual_seed(args.seed)
-    trainer = Trainer(encoder, sampler, args.out, config, val_sampler=val_sampler)
+    trainer = Trainer(encoder, sampler, args.out, config, val_sampler=val_sampler, keep_checkpoint=args.keep_checkpoint)
     out = trainer.train(resume=args.resume)
     if trainer.rank == 0:
         print(f"model written to {out} (log: {out / 'train_log.jsonl'})")
@@ -141,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--batch-size", type=int, default=100, help="global batch size (split over torchrun processes)")
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    tr.add_argument("--keep-checkpoint", action="store_true",
+                    help="keep OUT/checkpoint (the resume state, about 3x the model's size) after the run finishes")
     tr.add_argument("--lr", type=float, default=3e-5)
     tr.add_argument("--weight-decay", type=float, default=0.01)
     tr.add_argument("--warmup-ratio", type=float, default=0.1)

@@ -167,7 +167,8 @@ def write_settings(model_dir: str | Path, settings: EncoderSettings, dim: int) -
             "pooling_mode_mean_sqrt_len_tokens": False,
         },
         "config_sentence_transformers.json": {
-            "prompts": {"query": settings.query_prefix, "passage": settings.doc_prefix},
+            # "document" too: sentence-transformers' encode_document() prefers it, and adds an empty one if absent
+            "prompts": {"query": settings.query_prefix, "document": settings.doc_prefix, "passage": settings.doc_prefix},
             "default_prompt_name": None,
             "similarity_fn_name": "cosine" if settings.normalize else "dot",
         },

@@ -12,7 +12,7 @@ THINGS = ["lighthouse", "tin mine", "ferry", "storm", "diary", "harbour", "museu
           "glacier", "market", "tower", "river", "mill", "choir"]
 
 
-def recipe(model, tmp_path):
+def recipe(model, tmp_path, **extra):
     """Training data: 16 parallel en/de items (enough for a held-out half), evaluation on the bundled demo."""
     data = tmp_path / "train.jsonl"
     data.write_text("".join(json.dumps({"id": f"t{i}", "langs": {
@@ -20,7 +20,7 @@ def recipe(model, tmp_path):
         "de": {"query": f"Wann wurde {w} gebaut?", "positive": f"{w} entstand im Jahr {1800 + i}."}}}) + "\n"
         for i, w in enumerate(THINGS)))
     return studies.Recipe(model=str(model), data=str(data), steps=4, batch_size=4, val_fraction=0.5, eval_every=2,
-                          eval_dataset="lareqa-demo", eval_dtype="float32", langs=("en", "de"))
+                          eval_dataset="lareqa-demo", eval_dtype="float32", langs=("en", "de"), **extra)
 
 
 def test_study_keeps_artifacts_and_skips_finished_runs(tiny_model_dir, tmp_path, monkeypatch):
@@ -85,7 +85,7 @@ def test_last_step_is_evaluated_from_the_resume_checkpoint(tiny_model_dir, tmp_p
     import torch
     from safetensors.torch import load_file
 
-    run, r = studies.Run("mix-s3", "hybrid", 0.5, 3), recipe(tiny_model_dir, tmp_path)
+    run, r = studies.Run("mix-s3", "hybrid", 0.5, 3), recipe(tiny_model_dir, tmp_path, keep_checkpoint=True)
     results, work = tmp_path / "results", tmp_path / "work"
     studies.run_study(r, [run], results, work)
     path = studies.evaluate_last_step(r, run, results, work, commit=False)

@@ -37,11 +37,12 @@ def test_negative_mask_hides_false_negatives_and_empty_slots():
     assert mask.tolist() == [[False, False, True, True], [False, False, False, True]]
 
 
-def trainer(model, source, out, seed=0, torch_seed=None, alpha=0.5, **config):
+def trainer(model, source, out, seed=0, torch_seed=None, alpha=0.5, keep=False, **config):
     torch.manual_seed(seed if torch_seed is None else torch_seed)
     sampler = HybridBatchSampler(source, batch_size=4, alpha=alpha, seed=seed)
     return Trainer(model if isinstance(model, ph.BiEncoder) else str(model), sampler, out,
-                   TrainConfig(**{"steps": 6, "lr": 5e-4, "checkpoint_every": 3, **config}), verbose=False)
+                   TrainConfig(**{"steps": 6, "lr": 5e-4, "checkpoint_every": 3, **config}), verbose=False,
+                   keep_checkpoint=keep)
 
 
 def grads(t, batch):
@@ -127,6 +128,11 @@ def test_output_loads_in_biencoder_and_sentence_transformers(tiny_model_dir, dem
     st = SentenceTransformer(str(out), device="cpu")
     texts = ["Heute liegt das Tagebuch im Museum der Stadt.", "Tin."]
     np.testing.assert_allclose(st.encode(texts, prompt_name="passage"), enc.encode_docs(texts), atol=1e-5)
+    # encode_document() prefers a "document" prompt (sentence-transformers adds an empty one when it is absent)
+    assert st.prompts["document"] == "passage: "
+    np.testing.assert_allclose(st.encode_document(texts), enc.encode_docs(texts), atol=1e-6)
+    np.testing.assert_allclose(st.encode_query(["Wann wurde es gebaut?"]), enc.encode_queries(["Wann wurde es gebaut?"]),
+                               atol=1e-6)
 
 
 def test_bad_configurations(tiny_model_dir, demo, tmp_path):
@@ -165,7 +171,7 @@ def test_two_processes_equal_one(tiny_model_no_dropout, tmp_path, extra):
     one_log, one = cli_train(tmp_path / "one", tiny_model_no_dropout, extra)
     for i in range(TWO_PROCESS_REPEATS):
         two_log, two = cli_train(tmp_path / f"two{i}", tiny_model_no_dropout, extra, nproc=2)
-        assert torch.load(tmp_path / f"two{i}" / "checkpoint" / "state.pt")["run"]["world_size"] == 2
+        assert json.loads((tmp_path / f"two{i}" / "training_config.json").read_text())["world_size"] == 2
         assert len(two_log) == 4  # rank 0 alone writes the log
         assert [(r["kind"], r["langs"]) for r in one_log] == [(r["kind"], r["langs"]) for r in two_log]
         np.testing.assert_allclose([r["loss"] for r in one_log], [r["loss"] for r in two_log], rtol=1e-4)
@@ -174,7 +180,7 @@ def test_two_processes_equal_one(tiny_model_no_dropout, tmp_path, extra):
 
 
 def test_early_stopping_keeps_the_best_weights(tiny_model_dir, demo, tmp_path):
-    t = trainer(tiny_model_dir, demo, tmp_path / "m", steps=20, eval_every=2, patience=2, checkpoint_every=100)
+    t = trainer(tiny_model_dir, demo, tmp_path / "m", steps=20, eval_every=2, patience=2, checkpoint_every=100, keep=True)
     t.val_sampler = HybridBatchSampler(demo, 4, seed=9)
     losses = iter([1.0, 0.5, 0.7, 0.8, 0.1])
     t.validation_loss = lambda: next(losses)
@@ -213,7 +219,7 @@ def test_model_card_and_run_config(tiny_model_dir, demo, tmp_path):
 
 
 def test_resume_with_another_config_is_refused(tiny_model_dir, demo, tmp_path):
-    trainer(tiny_model_dir, demo, tmp_path / "m", steps=3).train()
+    trainer(tiny_model_dir, demo, tmp_path / "m", steps=3, keep=True).train()
     with pytest.raises(ValueError, match=r"alpha: 0\.5 -> 0\.25.*seed: 0 -> 1|seed.*alpha") as e:
         trainer(tiny_model_dir, demo, tmp_path / "m", steps=3, alpha=0.25, seed=1).train(resume=True)
     assert "batch_size" not in str(e.value) and "lr" not in str(e.value)
@@ -228,6 +234,17 @@ def test_resume_with_another_config_is_refused(tiny_model_dir, demo, tmp_path):
     trainer(tiny_model_dir, demo, tmp_path / "m", steps=3, checkpoint_every=1).train(resume=True)
 
 
+def test_a_finished_run_keeps_its_resume_state_only_when_asked(tiny_model_dir, demo, tmp_path):
+    kept = trainer(tiny_model_dir, demo, tmp_path / "kept", steps=3, keep=True).train()
+    dropped = trainer(tiny_model_dir, demo, tmp_path / "dropped", steps=3).train()
+    assert torch.load(kept / "checkpoint" / "state.pt", weights_only=True)["step"] == 3
+    assert not (dropped / "checkpoint").exists()
+    a, b = load_file(kept / "model.safetensors"), load_file(dropped / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the same run, only the leftovers differ
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        trainer(tiny_model_dir, demo, dropped, steps=6).train(resume=True)
+
+
 class _Boom:
     def __reduce__(self):
         return (os.system, ("touch BOOM_RAN",))
@@ -235,7 +252,7 @@ class _Boom:
 
 def test_resume_never_unpickles_code(tiny_model_dir, demo, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    trainer(tiny_model_dir, demo, tmp_path / "m", steps=2).train()
+    trainer(tiny_model_dir, demo, tmp_path / "m", steps=2, keep=True).train()
     state = tmp_path / "m" / "checkpoint" / "state.pt"
     torch.save({"step": 1, "evil": _Boom()}, state)
     with pytest.raises(ValueError, match="holds more than tensors and plain data"):
@@ -256,7 +273,8 @@ def test_fresh_run_after_kill_before_first_checkpoint_starts_a_fresh_log(tiny_mo
 
 def test_resuming_an_early_stopped_run_trains_no_further(tiny_model_dir, demo, tmp_path):
     def run(resume):
-        t = trainer(tiny_model_dir, demo, tmp_path / "m", steps=20, eval_every=2, patience=1, checkpoint_every=100)
+        t = trainer(tiny_model_dir, demo, tmp_path / "m", steps=20, eval_every=2, patience=1, checkpoint_every=100,
+                    keep=True)
         t.val_sampler = HybridBatchSampler(demo, 4, seed=9)
         losses = iter([1.0, 2.0])
         t.validation_loss = lambda: next(losses)

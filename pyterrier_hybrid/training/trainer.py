@@ -2,9 +2,11 @@
 
 Output: ``out_dir`` becomes a model directory (``save_pretrained`` + sentence-transformers files) that
 :class:`~pyterrier_hybrid.BiEncoder` and sentence-transformers load, with a model card (``README.md``), the
-run's ``training_config.json``, ``train_log.jsonl`` (one line per step) and ``checkpoint/`` (the state to
-resume from) beside it. Training encodes sentences only (queries, answer sentences, hard negatives), never
-sentence+context pairs, through the same forward pass as inference (:meth:`BiEncoder.embed`).
+run's ``training_config.json`` and ``train_log.jsonl`` (one line per step) beside it. ``checkpoint/``
+(the state to resume from: weights, AdamW moments, sampler and RNG states, about 3x the model's size) exists while
+the run trains and is removed when it finishes, unless ``keep_checkpoint`` is set. Training encodes sentences only
+(queries, answer sentences, hard negatives), never sentence+context pairs, through the same forward pass as
+inference (:meth:`BiEncoder.embed`).
 
 Distributed: run under ``torchrun``; every rank draws the same global batch from the same seed and encodes
 its contiguous share; embeddings are gathered so negatives come from the global batch.
@@ -98,11 +100,13 @@ class Trainer:
         val_sampler: batches for the validation loss (early stopping).
         device: for a name or directory: defaults to CUDA when available (the local rank's GPU under torchrun).
         verbose: show a progress bar (rank 0 only).
+        keep_checkpoint: keep ``checkpoint/`` after the run finishes (to extend the run, or to evaluate the final
+            step's weights when validation kept an earlier one); by default a finished run removes it.
     """
 
     def __init__(self, encoder: Union[str, Path, BiEncoder], sampler: BatchSampler, out_dir: str | Path,
                  config: TrainConfig, *, val_sampler: Optional[BatchSampler] = None, device: Optional[str] = None,
-                 verbose: bool = True):
+                 verbose: bool = True, keep_checkpoint: bool = False):
         self.rank, self.world = _dist()
         if config.amp is not None and config.amp not in _AMP:
             raise ValueError(f"amp={config.amp!r} is not supported; use one of {list(_AMP)} or None")
@@ -117,6 +121,7 @@ class Trainer:
         self.sampler, self.config, self.val_sampler = sampler, config, val_sampler
         self.out = Path(out_dir)
         self.verbose = verbose and self.rank == 0
+        self.keep_checkpoint = keep_checkpoint
         if config.freeze_embeddings:
             self.model.get_input_embeddings().weight.requires_grad_(False)
         trained = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
@@ -313,6 +318,8 @@ class Trainer:
             self.model.load_state_dict(checkpoint.load(best, self.device))
         if self.rank == 0:
             self.save_model()
+            if not self.keep_checkpoint:  # the model is complete: the resume state is 3x its size and done with
+                shutil.rmtree(self.out / "checkpoint", ignore_errors=True)
         if self.world > 1:
             dist.barrier()
         return self.out
