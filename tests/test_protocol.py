@@ -169,6 +169,15 @@ def test_cli_evaluate_updates_the_model_card(tiny_model_dir, tmp_path):
     bad = subprocess.run(args[:6] + ["--model", str(tiny_model_dir), "--out", str(tmp_path / "r3"), "--update-card"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "README.md does not exist" in bad.stderr
+    # a card we did not write (a base model's provenance note, a Hub card) is refused before the evaluation
+    import shutil
+    foreign = shutil.copytree(tiny_model_dir, tmp_path / "base")
+    note = "---\nlicense: mit\n---\n# A base model\n\nRebuilt by hand.\n"
+    (foreign / "README.md").write_text(note)
+    bad = subprocess.run(args[:6] + ["--model", str(foreign), "--out", str(tmp_path / "r4"), "--update-card"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "was not written by pyterrier-hybrid train" in bad.stderr
+    assert (foreign / "README.md").read_text() == note and not (tmp_path / "r4").exists()
 
 
 def test_cli_evaluate(tiny_model_dir, tmp_path):

@@ -60,18 +60,35 @@ or sentence-transformers.
 """
 
 
+def check_own_card(model_dir: str | Path) -> Path:
+    """The path of ``model_dir``'s card if pyterrier-hybrid wrote it (its metadata has a ``pyterrier_hybrid``
+    key); otherwise a clear error, so that a base model's or a Hub model's card is never edited.
+
+    Args:
+        model_dir: a model directory.
+    """
+    from huggingface_hub import ModelCard
+
+    path = Path(model_dir) / CARD
+    if not path.is_file():
+        raise FileNotFoundError(f"--update-card: {path} does not exist; only model directories written by "
+                                "pyterrier-hybrid train carry a card to update. Leave out --update-card")
+    if "pyterrier_hybrid" not in ModelCard.load(path).data.to_dict():
+        raise ValueError(f"--update-card: {path} was not written by pyterrier-hybrid train (its metadata has no "
+                         "'pyterrier_hybrid' entry), so it is left as it is. Leave out --update-card; the report "
+                         "is in --out")
+    return path
+
+
 def append_evaluation(model_dir: str | Path, report: dict, command: str) -> Path:
     """Add (or replace) the card's summary of one evaluation report, keyed by dataset, subset and dtype.
 
     Args:
-        model_dir: a model directory written by the trainer (it has a ``README.md`` card).
+        model_dir: a model directory written by the trainer (see :func:`check_own_card`).
         report: a protocol report (``run_protocol``'s return value).
         command: the command that produced it, for the reader to rerun.
     """
-    path = Path(model_dir) / CARD
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist: only model directories written by pyterrier-hybrid train "
-                                "carry a model card; leave out --update-card")
+    path = check_own_card(model_dir)
     key = f"{report['dataset']}|{','.join(report['langs'])}|{report['max_queries']}|{report.get('dtype')}"
     m, rd = report["mAP"], report["rank_distance"]["macro"]
     section = (f"\n<!-- evaluation:{key} -->\n## Evaluation: {report['dataset']} ({len(report['langs'])} languages"
