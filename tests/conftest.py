@@ -1,9 +1,24 @@
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from ir_datasets_ext import DEMO
+# Where models and data come from must not depend on the shell the suite runs in (HF_HUB_OFFLINE=1 on an offline
+# cluster, a custom HF_HOME or IR_DATASETS_HOME, a leftover PYTERRIER_HYBRID_DATA). This runs before any test module
+# imports huggingface_hub or ir_datasets, which read some of these once. Tests that need one set it themselves.
+ENV_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_HOME", "HF_HUB_CACHE", "HF_ENDPOINT",
+            "TRANSFORMERS_CACHE", "SENTENCE_TRANSFORMERS_HOME", "IR_DATASETS_HOME")
+ME5_GIVEN = os.environ.get("PYTERRIER_HYBRID_ME5")  # an input, not an accident: the integration tier's model
+for _name in [*ENV_VARS, *(k for k in os.environ if k.startswith("PYTERRIER_HYBRID_"))]:
+    os.environ.pop(_name, None)
+_HOME = tempfile.mkdtemp(prefix="pyterrier-hybrid-tests-")
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+os.environ.update(HF_HOME=os.path.join(_HOME, "hf"), IR_DATASETS_HOME=os.path.join(_HOME, "ir_datasets"))
+
+from ir_datasets_ext import DEMO  # noqa: E402
 
 # our own three-language fixture in the LAReQA format, shipped in the package as lareqa-demo
 DEMO_FILES = Path(DEMO.data_dir) / DEMO.name
@@ -38,10 +53,10 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def me5_dir():
-    """The real multilingual-e5-small, built offline by ../shared/tools/make_offline_me5.py (cached in .cache/)."""
-    given = os.environ.get("PYTERRIER_HYBRID_ME5")
-    if given:
-        return Path(given)
+    """The real multilingual-e5-small: $PYTERRIER_HYBRID_ME5 as the suite started, else built offline by
+    ../shared/tools/make_offline_me5.py (cached in .cache/)."""
+    if ME5_GIVEN:
+        return Path(ME5_GIVEN)
     target = Path(__file__).resolve().parents[1] / ".cache" / "me5"
     if (target / "model.safetensors").is_file():
         return target

@@ -19,7 +19,7 @@ import ir_datasets
 import pytest
 from huggingface_hub import constants
 
-from conftest import DEMO_FILES
+from conftest import DEMO_FILES, ENV_VARS
 from ir_datasets_ext import DEMO, LareqaFamily
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -165,8 +165,8 @@ def test_model_falls_back_offline(no_local_copies, monkeypatch, tmp_path, closed
 
 def run(tmp_path, url, env, argv=()):
     """examples/experiment.py's main() in a fresh process, XQuAD-R replaced by the demo files at ``url``."""
-    clean = {k: v for k, v in os.environ.items() if k not in ("PYTERRIER_HYBRID_DATA", "PYTERRIER_HYBRID_ME5")}
-    clean.update(IR_DATASETS_HOME=str(tmp_path / "irds"), **env)
+    clean = {k: v for k, v in os.environ.items() if k not in ENV_VARS and not k.startswith("PYTERRIER_HYBRID_")}
+    clean.update(IR_DATASETS_HOME=str(tmp_path / "irds"), HF_HOME=str(tmp_path / "hf"), **env)
     code = DRIVER.format(examples=str(EXAMPLES), url=f"{url}/lareqa-demo/{{lang}}.json", argv=list(argv))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, env=clean, timeout=300)
     # bytes, not text=True: universal newlines would turn a progress bar's \r updates into lines of their own

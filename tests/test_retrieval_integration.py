@@ -12,16 +12,16 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def setup(me5_dir, tmp_path_factory):
-    import os
     from conftest import SHARED_DATA
     if not (SHARED_DATA / "xquad-r" / "en.json").is_file():
         pytest.skip(f"real XQuAD-R not found at {SHARED_DATA}")
-    os.environ["PYTERRIER_HYBRID_DATA"] = str(SHARED_DATA)
-    enc = ph.BiEncoder(me5_dir, batch_size=64, dtype="float32")
-    index = ph.FaissIndex(tmp_path_factory.mktemp("idx") / "en")
-    docs = pt.get_dataset("irds:xquad-r/en/en").get_corpus_iter(verbose=False)
-    (enc.doc_encoder() >> index).index(docs)
-    return enc, index
+    with pytest.MonkeyPatch.context() as patch:  # for this module's tests only
+        patch.setenv("PYTERRIER_HYBRID_DATA", str(SHARED_DATA))
+        enc = ph.BiEncoder(me5_dir, batch_size=64, dtype="float32")
+        index = ph.FaissIndex(tmp_path_factory.mktemp("idx") / "en")
+        docs = pt.get_dataset("irds:xquad-r/en/en").get_corpus_iter(verbose=False)
+        (enc.doc_encoder() >> index).index(docs)
+        yield enc, index
 
 
 def numpy_ap(enc, index, x):
