@@ -25,25 +25,24 @@ the data download log, pyterrier-pisa's indexing log and the query-encoding bars
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
-import sys
 import tempfile
 import threading
 import urllib.error
 import urllib.request
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence
+from typing import List, Optional, Sequence
 from urllib.parse import urlsplit
 
 from ir_datasets_ext import DATA_ENV, DEMO, XQUAD_R, LareqaFamily
+from pyterrier_hybrid._quiet import console_to
 
 MODEL_ENV = "PYTERRIER_HYBRID_ME5"
 HUB_MODEL = "intfloat/multilingual-e5-small"
 DOWNLOAD = XQUAD_R  # the collection fetched when there is no local copy
 TINY = "tiny random model"
+TINY_PREFIXES = {"query_prefix": "query: ", "doc_prefix": "passage: "}  # the E5 prefixes it stands in for
 PROBE_TIMEOUT = 3.0  # seconds; a probe that gets no answer by then counts as no network
 
 
@@ -119,26 +118,6 @@ def tiny_model(path: Path) -> str:
     return str(make_tiny_model(path))
 
 
-@contextmanager
-def console_to(log: Path) -> Iterator[None]:
-    """Send file descriptors 1 and 2 to ``log``: pisa's C++ log writes to them directly, past ``sys.stdout``."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(log, "ab") as f:
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            ctypes.CDLL(None).fflush(None)  # C stdio buffers too, before fds 1 and 2 point back at the console
-            for fd, copy in zip((1, 2), saved):
-                os.dup2(copy, fd)
-                os.close(copy)
-
-
 def compare(pt, ds, topics, encoder, index, lang: str, work: Path):
     """``pt.Experiment`` of the dense retriever and BM25 on one setting (``ds``: ``irds:<name>/<x>/<lang>``)."""
     from ir_measures import AP, RR, nDCG
@@ -178,6 +157,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--doc-lang", default="en")
     parser.add_argument("--model", help="Hugging Face name or directory (default: see above)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--log", default=str(Path(tempfile.gettempdir()) / "pyterrier-hybrid-experiment.log"),
+                        help="the log file (data download, BM25 indexing, query encoding), replaced by each run")
     return parser.parse_args(argv)
 
 
@@ -186,25 +167,32 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     x, langs = args.query_lang, list(dict.fromkeys([args.query_lang, args.doc_lang]))
     data, model = pick_data(args.dataset, langs, DOWNLOAD), pick_model(args.model)
 
-    import pyterrier as pt
     import transformers
     from huggingface_hub.utils import enable_progress_bars
 
-    import pyterrier_hybrid as ph
-
     transformers.utils.logging.disable_progress_bar()  # the weight-loading bar...
     enable_progress_bars()  # ...but a first download from the Hub still shows its progress
-    work = Path(tempfile.mkdtemp(prefix="pyterrier-hybrid-"))
-    log = work / "log.txt"
+    log = Path(args.log)
+    log.unlink(missing_ok=True)  # one log, replaced by each run
     print(f"Dense retrieval against BM25: {x} questions over {' and '.join(langs)} candidates")
     print(f"  data:  {data.value} - {data.reason}")
     print(f"  model: {model.value} - {model.reason}")
     print(f"  log:   {log} (data download, BM25 indexing, query encoding)")
     for note in notes(data, model):
         print(note)
+    with tempfile.TemporaryDirectory(prefix="pyterrier-hybrid-") as tmp:  # the indexes (and a tiny model): removed
+        run(args, data, model, Path(tmp), log)
 
+
+def run(args: argparse.Namespace, data: Choice, model: Choice, work: Path, log: Path) -> None:
+    """Index, then one ``pt.Experiment`` table per setting; ``work`` holds the indexes."""
+    import pyterrier as pt
+
+    import pyterrier_hybrid as ph
+
+    x, langs = args.query_lang, list(dict.fromkeys([args.query_lang, args.doc_lang]))
     encoder = ph.BiEncoder(tiny_model(work / "tiny-model") if model.fallback else model.value,
-                           batch_size=args.batch_size, verbose=True)
+                           batch_size=args.batch_size, verbose=True, **(TINY_PREFIXES if model.fallback else {}))
     index = ph.FaissIndex(work / "dense")
     with console_to(log):
         docs = [d for lang in langs for d in pt.get_dataset(f"irds:{data.value}/{x}/{lang}").get_corpus_iter(verbose=False)]
@@ -221,7 +209,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         with console_to(log):
             result = compare(pt, ds, topics, encoder, index, lang, work)
         print(table(result))
-
 
 if __name__ == "__main__":
     main()

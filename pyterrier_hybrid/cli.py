@@ -5,16 +5,17 @@ import argparse
 import json
 import shlex
 import sys
+import tempfile
 from pathlib import Path
 from typing import List, Optional
 
 from .precision import DTYPES
 
-def load_encoder(args: argparse.Namespace):
+def load_encoder(args: argparse.Namespace, verbose: bool = True):
     """A BiEncoder whose settings follow the one rule of :func:`~pyterrier_hybrid.model_dir.resolve_settings`."""
     from .encoder import BiEncoder
 
-    return BiEncoder(args.model, doc_text=args.doc_text, batch_size=args.batch_size, dtype=args.dtype, verbose=True)
+    return BiEncoder(args.model, doc_text=args.doc_text, batch_size=args.batch_size, dtype=args.dtype, verbose=verbose)
 
 
 def _langs(value: Optional[str]) -> Optional[List[str]]:
@@ -31,19 +32,18 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             raise ValueError("--update-card: BM25 has no model card; leave out --update-card")
         from .training.model_card import check_own_card
         check_own_card(args.model)
-    if args.bm25:
-        from .sparse import bm25_builder
-        import tempfile
-        ranker = RetrieverRanker(bm25_builder(tempfile.mkdtemp(prefix="bm25-")))
-        name = "BM25 (pisa)"
-    else:
-        encoder = load_encoder(args)
-        ranker = DenseRanker(encoder, cache_dir=args.cache_dir)
-        name = args.model
-    report = run_protocol(ranker, args.dataset, langs=_langs(args.langs), max_queries=args.max_queries,
-                          out_dir=args.out, name=name)
+    with tempfile.TemporaryDirectory(prefix="pyterrier-hybrid-bm25-") as work:  # BM25's indexes, removed after
+        if args.bm25:
+            from .sparse import bm25_builder
+            ranker = RetrieverRanker(bm25_builder(work, log=Path(args.out) / "pisa.log"))
+            name = "BM25 (pisa)"
+        else:
+            ranker = DenseRanker(load_encoder(args), cache_dir=args.cache_dir)
+            name = args.model
+        report = run_protocol(ranker, args.dataset, langs=_langs(args.langs), max_queries=args.max_queries,
+                              out_dir=args.out, name=name)
     print(to_markdown(report))
-    print(f"wrote {Path(args.out) / 'report.json'}, report.md and matrix.png")
+    print(f"wrote {Path(args.out) / 'report.json'}, report.md and matrix.png" + (", pisa.log" if args.bm25 else ""))
     if args.update_card:
         from .training.model_card import append_evaluation
         card = append_evaluation(args.model, report, command=shlex.join(["pyterrier-hybrid", *sys.argv[1:]]))
@@ -55,10 +55,16 @@ def cmd_index(args: argparse.Namespace) -> None:
 
     from .index import FaissIndex
 
-    encoder = load_encoder(args)
+    if Path(args.out).exists() and not args.overwrite:
+        raise FileExistsError(f"{args.out} already exists; pass --overwrite to replace it")
+    try:
+        dataset = pt.get_dataset(f"irds:{args.dataset}")
+    except KeyError:
+        raise KeyError(f"no ir_datasets dataset {args.dataset!r}; ours are xquad-r, mlqa-r and lareqa-demo, with "
+                       "/<query lang>/<doc lang> subsets (e.g. xquad-r/de/en), and any other ir_datasets name works") from None
+    encoder = load_encoder(args, verbose=False)  # one bar, the index's: an encoder's bar per chunk would nest in it
     index = FaissIndex(args.out, index_type=args.index_type, overwrite=args.overwrite, verbose=True)
-    corpus = pt.get_dataset(f"irds:{args.dataset}").get_corpus_iter(verbose=False)
-    (encoder.doc_encoder() >> index).index(corpus)
+    (encoder.doc_encoder() >> index).index(dataset.get_corpus_iter(verbose=False))
     print(json.dumps({"path": args.out, "docs": len(index), "dim": index.dim, "langs": index.langs}))
 
 
@@ -176,10 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> None:
     args = build_parser().parse_args(argv)
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()  # the "Loading weights" bar of every model load
     try:
         args.func(args)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError) as e:
-        print(f"pyterrier-hybrid {args.command}: error: {e}", file=sys.stderr)
+        message = e.args[0] if isinstance(e, KeyError) and e.args else e  # str(KeyError) adds quotes
+        print(f"pyterrier-hybrid {args.command}: error: {message}", file=sys.stderr)
         sys.exit(2)
 
 

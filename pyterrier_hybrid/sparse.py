@@ -2,26 +2,36 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 import pyterrier as pt
 
+from ._quiet import LoggedTransformer, console_to
 
-def bm25_builder(workdir: str | Path, stemmer: str = "none") -> Callable[[List[dict], str], pt.Transformer]:
+
+def bm25_builder(workdir: str | Path, stemmer: str = "none",
+                 log: Optional[str | Path] = None) -> Callable[[List[dict], str], pt.Transformer]:
     """A ``build(docs, name)`` function for :class:`~pyterrier_hybrid.rankers.RetrieverRanker`.
 
-    Each corpus gets its own PISA index under ``workdir/<name>``, and a BM25 retriever returning
-    every matching document (a full ranking as far as BM25 can rank).
+    Each corpus gets its own PISA index under ``workdir/bm25-<name>``, and a BM25 retriever returning
+    every matching document (a full ranking as far as BM25 can rank). PISA's own log (about 60 lines and a
+    progress line per index) goes to ``log``, not to the console.
 
     Args:
         workdir: where the indexes go.
         stemmer: PISA's stemmer; ``"none"`` suits a multilingual corpus (its stemmers are English).
+        log: the file PISA's log is appended to; default ``workdir/pisa.log``.
     """
     from pyterrier_pisa import PisaIndex
 
+    log = Path(log) if log is not None else Path(workdir) / "pisa.log"
+
     def build(docs: List[dict], name: str) -> pt.Transformer:
         index = PisaIndex(str(Path(workdir) / f"bm25-{name}"), stemmer=stemmer, text_field="text", overwrite=True)
-        index.index(iter(docs))
-        return index.bm25(num_results=len(docs))
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with console_to(log):  # bm25() compresses the index and builds its score bounds: it logs too
+            index.index(iter(docs))
+            bm25 = index.bm25(num_results=len(docs))
+        return LoggedTransformer(bm25, log)
 
     return build

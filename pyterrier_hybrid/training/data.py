@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
@@ -187,6 +188,10 @@ def load_source(spec: str, langs: Optional[Sequence[str]] = None) -> ParallelSou
         if not langs:
             raise ValueError(f"--data {spec} needs --langs to know which languages to load")
         return from_irds(spec, langs)
+    if spec not in lareqa.FAMILIES and not path.exists() and ("/" in spec or os.sep in spec or spec.endswith(".jsonl")):
+        raise FileNotFoundError(f"--data {spec!r}: no such file or folder. It takes a .jsonl file, a LAReQA family "
+                                f"({', '.join(sorted(lareqa.FAMILIES))}), a folder named after one (e.g. "
+                                "../shared/data/mlqa-r), or an ir_datasets pattern with {lang}")
     if spec.endswith(".jsonl"):
         source = from_jsonl(path)
         return source.restrict(langs) if langs else source

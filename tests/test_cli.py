@@ -1,0 +1,57 @@
+"""What a user sees from the CLI: quiet consoles, no folders left in the temp folder, errors that say what to do."""
+import json
+import os
+import subprocess
+import sys
+
+import ir_datasets
+import pytest
+
+import ir_datasets_ext  # noqa: F401  registers lareqa-demo
+
+
+def cli(tmp_path, *args):
+    """``pyterrier-hybrid ARGS`` in a fresh process whose temp folder is ``tmp_path/tmp`` (empty at the start)."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir(exist_ok=True)
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    done = subprocess.run([sys.executable, "-m", "pyterrier_hybrid.cli", *map(str, args)], capture_output=True,
+                          env=env, timeout=300)
+    return done.returncode, done.stdout.decode(), done.stderr.decode(), sorted(p.name for p in tmp.iterdir())
+
+
+def test_bm25_evaluation_keeps_pisa_off_the_console_and_cleans_up(tmp_path):
+    rc, out, err, left = cli(tmp_path, "evaluate", "--dataset", "lareqa-demo", "--bm25", "--out", tmp_path / "r")
+    assert rc == 0, err[-2000:]
+    assert "[info]" not in out + err and "Storing terms statistics" not in out + err
+    log = (tmp_path / "r" / "pisa.log").read_text()
+    assert log.count("[info]") > 10 and "Storing terms statistics" in log  # kept, where the report is
+    assert left == []  # the BM25 indexes went with their temporary folder
+    report = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert report["name"] == "BM25 (pisa)" and report["langs"] == ["en", "de", "fr"]
+    # the console: the settings bar, then the markdown report and the line naming the files
+    assert out.rstrip().endswith("wrote " + str(tmp_path / "r" / "report.json") + ", report.md and matrix.png, pisa.log")
+
+
+def test_index_shows_one_bar_and_no_weight_loading(tiny_model_dir, tmp_path):
+    rc, out, err, left = cli(tmp_path, "index", "--dataset", "lareqa-demo", "--model", tiny_model_dir,
+                             "--out", tmp_path / "ix")
+    assert rc == 0, err[-2000:]
+    bars = {line.split("\r")[-1].split(":")[0] for line in err.splitlines() if "it/s" in line or "doc/s" in line}
+    assert bars == {"indexing"} and "Loading weights" not in err
+    assert json.loads(out.splitlines()[-1])["docs"] == ir_datasets.load("lareqa-demo").docs_count() == 24
+    assert left == []
+    rc, _, err, _ = cli(tmp_path, "index", "--dataset", "lareqa-demo", "--model", tiny_model_dir, "--out", tmp_path / "ix")
+    assert rc == 2 and "already exists; pass --overwrite to replace it" in err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["index", "--dataset", "xquad-rr", "--model", "m", "--out", "o"],
+     "error: no ir_datasets dataset 'xquad-rr'; ours are xquad-r, mlqa-r and lareqa-demo"),
+    (["train", "--sampling", "xx", "--model", "m", "--data", "no/such/mlqa-r", "--out", "o", "--steps", "1"],
+     "error: --data 'no/such/mlqa-r': no such file or folder. It takes a .jsonl file"),
+])
+def test_errors_name_the_problem_first(tmp_path, args, message):
+    rc, _, err, _ = cli(tmp_path, *args)
+    assert rc == 2 and message in err and "Traceback" not in err
+    assert "error: \"" not in err  # no stray quotes of a KeyError
