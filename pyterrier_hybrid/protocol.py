@@ -66,6 +66,8 @@ def run_protocol(
     multi, rd, qls = {}, {}, {}
     settings = [(x, [y]) for x in split.langs for y in split.langs] + [(x, list(split.langs)) for x in split.langs]
     multi_ranks: Dict[str, np.ndarray] = {}
+    n_ranked: Dict[str, float] = {}
+    unranked: Dict[str, float] = {}
     for x, ys in tqdm(settings, desc=f"{dataset} settings", disable=not verbose):
         q = split.queries[x]
         rel = [[split.answers[y][parallel] for y in ys if parallel in split.answers[y]]
@@ -82,7 +84,9 @@ def run_protocol(
         inv = rank_matrix(ids, 0, n_docs)
         ranks = ranks_of(inv[keep], docs, 0)
         multi[x] = float(np.mean(average_precisions(ranks)))
-        rd[x] = float(np.mean(rank_distances(ranks, (ids[keep] >= 0).sum(axis=1))))
+        counts = (ids[keep] >= 0).sum(axis=1)
+        rd[x] = float(np.mean(rank_distances(ranks, counts)))
+        n_ranked[x], unranked[x] = float(np.mean(counts)), float((ranks == 0).sum() / (ranks >= 0).sum())
         top = ids[:, :QLS_K]
         qls[x] = float(np.mean(language_shares(np.where(top >= 0, split.doc_lang[np.maximum(top, 0)], -1),
                                                split.langs.index(x))))
@@ -105,6 +109,11 @@ def run_protocol(
         "multi_by_lang": multi,
         "timing": {"encode_s": ranker.encode_s, "total_s": time.perf_counter() - start},
     }
+    if any(v < n_docs for v in n_ranked.values()):
+        # a ranker that leaves documents out (BM25 ranks only those sharing a term): its unranked relevant
+        # documents count at rank (number ranked + 1), so its rank distance is bounded by how few it ranks
+        report["partial_rankings"] = {"pool": n_docs, "mean_ranked": {"macro": _mean(list(n_ranked.values())), **n_ranked},
+                                      "unranked_relevant_share": {"macro": _mean(list(unranked.values())), **unranked}}
     if out_dir is not None:
         from .report import write_report
         write_report(report, out_dir)

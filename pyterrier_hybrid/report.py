@@ -41,6 +41,13 @@ def to_markdown(report: dict) -> str:
               "| | " + " | ".join(langs) + " |", "|---" * (len(langs) + 1) + "|"]
     for x in langs:
         lines.append(f"| **{x}** | " + " | ".join(_fmt(report["matrix"][x].get(y, float("nan"))) for y in langs) + " |")
+    partial = report.get("partial_rankings")
+    if partial:
+        share = partial["unranked_relevant_share"]["macro"]
+        lines += ["", f"Partial rankings: in the multilingual setting a query ranks {partial['mean_ranked']['macro']:.1f} of "
+                      f"{partial['pool']} candidates on average, and {share:.1%} of the relevant ones are not ranked; "
+                      "those count at rank (number ranked + 1), so the rank distance is bounded by how few are ranked "
+                      "and is not comparable with a full ranking's."]
     t = report["timing"]
     lines += ["", f"Time: {t['total_s']:.1f} s in all, {t['encode_s']:.1f} s encoding.", ""]
     return "\n".join(lines)

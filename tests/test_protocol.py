@@ -59,6 +59,10 @@ def test_rank_correlation_matches_the_measure(enc, report, tmp_path):
         assert report["rank_correlation"][x] == pytest.approx(np.mean([v for q, v in values.items() if q.startswith(x)]), abs=1e-9)
 
 
+def test_full_rankings_have_no_partial_section(report):
+    assert "partial_rankings" not in report  # a dense ranker ranks every candidate
+
+
 def test_macro_averages(report):
     m = report["matrix"]
     assert report["mAP"]["mono"] == pytest.approx(np.mean([m[x][x] for x in m]))
@@ -138,6 +142,16 @@ def test_bm25_through_the_same_interface(tmp_path):
     res = pt.Experiment([idx.bm25(num_results=100)], ds.get_topics(), ds.get_qrels(), eval_metrics=[AP])
     assert report["matrix"]["de"]["de"] == pytest.approx(res["AP"][0], abs=1e-6)
     assert report["matrix"]["de"]["de"] > 0.5
+    # BM25 ranks only documents sharing a term with the query: the report says how many, per query language
+    pooled = PisaIndex(str(tmp_path / "pooled"), stemmer="none", text_field="text")
+    pooled.index(pt.get_dataset("irds:lareqa-demo").get_corpus_iter(verbose=False))
+    partial = report["partial_rankings"]
+    assert partial["pool"] == 24
+    for x in ["en", "de", "fr"]:
+        res = pooled.bm25(num_results=100)(pt.get_dataset(f"irds:lareqa-demo/{x}").get_topics())
+        counts = res.groupby("qid").size().reindex(pt.get_dataset(f"irds:lareqa-demo/{x}").get_topics().qid).fillna(0)
+        assert partial["mean_ranked"][x] == pytest.approx(counts.mean())
+    assert 0 < partial["unranked_relevant_share"]["macro"] < 1
 
 
 def test_report_leaves_the_plotting_backend_alone(report, tmp_path):

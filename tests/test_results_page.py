@@ -88,6 +88,11 @@ def test_budget_and_reverse_sections(tmp_path, monkeypatch):
     zero_shot = tmp_path / "mlqa-r-bfloat16.json"
     zero_shot.write_text(json.dumps({"mAP": {"mono": 0.61, "cross": 0.52, "multi": 0.33}, "rank_distance": {"macro": 512.25}}))
     monkeypatch.setattr(results, "ZERO_SHOT", {"xquad-r": tmp_path / "absent.json", "mlqa-r": zero_shot})
+    bm25 = tmp_path / "bm25-mlqa-r.json"
+    bm25.write_text(json.dumps({"mAP": {"mono": 0.30, "cross": 0.10, "multi": 0.12}, "rank_distance": {"macro": 558.25},
+                                "partial_rankings": {"pool": 20534, "mean_ranked": {"macro": 728.2},
+                                                     "unranked_relevant_share": {"macro": 0.706}}}))
+    monkeypatch.setattr(results, "BM25", {"xquad-r": tmp_path / "absent.json", "mlqa-r": bm25})
     monkeypatch.setattr(results, "REPO", tmp_path)
     text = results.write_page(results_dir / "alpha", tmp_path / "results.md")
     budget = text[text.index("## Four times the budget"):text.index("## The reverse direction")]
@@ -119,6 +124,10 @@ def test_budget_and_reverse_sections(tmp_path, monkeypatch):
     assert "| 0.5 | 1 | 0.750 | 0.750 | 0.530 | 200.0 |" in reverse
     assert "| zero-shot start (`mlqa-r-bfloat16.json`) | – | 0.610 | 0.520 | 0.330 | 512.2 | – |" in reverse
     assert "| paper: XLM-R hybrid | – | .648 | .623 | .512 | 227.1 | – |" in reverse
+    # BM25 beside the zero-shot start, its rank distance starred and explained by its partial rankings
+    assert "| BM25 (pisa) (`bm25-mlqa-r.json`) | – | 0.300 | 0.100 | 0.120 | 558.2* | – |" in reverse
+    assert "728.2 of 20,534 per question on average, and 70.6% of the relevant sentences are not ranked" in reverse
+    assert "BM25" not in text[:text.index("## The reverse direction")]  # no XQuAD-R report given
 
 
 def test_signed_differences_never_read_minus_zero():
