@@ -29,6 +29,8 @@ from ._atomic import atomic_directory
 from ._checks import require_columns
 
 INDEX_TYPES = ("flat", "hnsw", "ivf")
+#: queries per BLAS product in exact search (BLAS rounds differently for other block sizes: keep it fixed)
+QUERY_BLOCK = 256
 _FILES = ("index.faiss", "docnos.txt", "langs.npy")
 
 
@@ -333,7 +335,7 @@ class FaissIndex(pt.Artifact, pt.Indexer):
 
 
 def _exact_search(q: np.ndarray, vecs: np.ndarray, k: int, ids: Optional[np.ndarray],
-                  block: int = 256) -> Tuple[np.ndarray, np.ndarray]:
+                  block: int = QUERY_BLOCK) -> Tuple[np.ndarray, np.ndarray]:
     """Exact top-k by inner product: a BLAS product and a (partial) sort, a block of queries at a time.
 
     For the full ranking of a large pool (what AP needs) this is 2.7x faster than faiss's heap-based flat

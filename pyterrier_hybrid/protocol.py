@@ -64,7 +64,8 @@ def run_protocol(
     ranker.prepare(split)
     matrix: Dict[str, Dict[str, float]] = {x: {} for x in split.langs}
     multi, rd, qls = {}, {}, {}
-    settings = [(x, [y]) for x in split.langs for y in split.langs] + [(x, list(split.langs)) for x in split.langs]
+    # each query language's settings together: a DenseRanker scores x's queries against the pool once for all of them
+    settings = [(x, ys) for x in split.langs for ys in [[y] for y in split.langs] + [list(split.langs)]]
     multi_ranks: Dict[str, np.ndarray] = {}
     n_ranked: Dict[str, float] = {}
     unranked: Dict[str, float] = {}
@@ -82,9 +83,10 @@ def run_protocol(
             continue
         ids = ranker.ranking(x, ys)
         inv = rank_matrix(ids, 0, n_docs)
-        ranks = ranks_of(inv[keep], docs, 0)
+        every = len(keep) == len(ids)  # no copies of [queries, pool] matrices when every query has an answer
+        ranks = ranks_of(inv if every else inv[keep], docs, 0)
         multi[x] = float(np.mean(average_precisions(ranks)))
-        counts = (ids[keep] >= 0).sum(axis=1)
+        counts = ((ids if every else ids[keep]) >= 0).sum(axis=1)
         rd[x] = float(np.mean(rank_distances(ranks, counts)))
         n_ranked[x], unranked[x] = float(np.mean(counts)), float((ranks == 0).sum() / (ranks >= 0).sum())
         top = ids[:, :QLS_K]

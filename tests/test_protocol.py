@@ -13,7 +13,7 @@ from ir_measures import AP
 import pyterrier_hybrid as ph
 from pyterrier_hybrid.measures import QueryLanguageShare, RankCorrelation, RankDistance
 from pyterrier_hybrid.protocol import run_protocol
-from pyterrier_hybrid.rankers import DenseRanker, RetrieverRanker, break_ties
+from pyterrier_hybrid.rankers import DenseRanker, RetrieverRanker, break_ties, rank_matrix
 from pyterrier_hybrid.splits import load_split
 
 
@@ -130,6 +130,23 @@ def test_break_ties_orders_tied_runs_by_docno_descending():
     docno_order = np.array([0, 1, 2, 3, 4, 5])  # doc i is the i-th docno in sorted order
     out = break_ties(scores, ids.copy(), docno_order)
     assert out.tolist() == [[0, 3, 2, 1, 5, 4], [5, 4, 3, 2, 1, 0]]
+    # a strided array (as argsort(...)[:, ::-1] gives) is reordered too: reshape(-1) of it is a copy
+    assert break_ties(scores, np.asfortranarray(ids), docno_order).tolist() == out.tolist()
+    assert break_ties(scores, ids[:, ::-1].copy()[:, ::-1], docno_order).tolist() == out.tolist()
+    # runs that meet a row's end, runs of two, and padding (-1, scores -inf) left alone
+    scores = np.array([[2, 2, 1, 1], [4, 4, -np.inf, -np.inf]], dtype=np.float32)
+    ids = np.array([[1, 2, 0, 3], [0, 5, -1, -1]])
+    assert break_ties(scores, ids, docno_order).tolist() == [[2, 1, 3, 0], [5, 0, -1, -1]]
+
+
+def test_rank_matrix_of_full_and_padded_rankings():
+    rng = np.random.default_rng(0)
+    ids = np.stack([rng.permutation(6) for _ in range(3)]) + 10  # full rankings of candidates 10..15
+    inv = rank_matrix(ids, 10, 6)
+    for q in range(3):
+        assert [int(inv[q, d - 10]) for d in ids[q]] == [1, 2, 3, 4, 5, 6]
+    padded = np.array([[12, 10, -1], [15, -1, -1]])
+    assert rank_matrix(padded, 10, 6).tolist() == [[2, 0, 1, 0, 0, 0], [0, 0, 0, 0, 0, 1]]
 
 
 def test_bm25_through_the_same_interface(tmp_path):
