@@ -1,4 +1,4 @@
-"""``pyterrier-hybrid``: train, index and evaluate from the command line (a thin layer over the library)."""
+"""``pyterrier-hybrid``: train, merge, index and evaluate from the command line (a thin layer over the library)."""
 from __future__ import annotations
 
 import argparse
@@ -66,6 +66,13 @@ def cmd_index(args: argparse.Namespace) -> None:
     index = FaissIndex(args.out, index_type=args.index_type, overwrite=args.overwrite, verbose=True)
     (encoder.doc_encoder() >> index).index(dataset.get_corpus_iter(verbose=False))
     print(json.dumps({"path": args.out, "docs": len(index), "dim": index.dim, "langs": index.langs}))
+
+
+def cmd_merge(args: argparse.Namespace) -> None:
+    from .merge import merge_models
+
+    out = merge_models(args.a, args.b, args.weight, args.out, overwrite=args.overwrite)
+    print(json.dumps({"path": str(out), "a": args.a, "b": args.b, "weight": args.weight}))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -165,6 +172,14 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--eval-every", type=int, default=0, help="validation loss every N steps (early stopping)")
     tr.add_argument("--patience", type=int, default=3)
     tr.set_defaults(func=cmd_train)
+
+    mg = sub.add_parser("merge", help="interpolate the weights of two models fine-tuned from the same start")
+    mg.add_argument("a", help="model A: directory or Hugging Face name; --weight is its share")
+    mg.add_argument("b", help="model B")
+    mg.add_argument("--weight", type=float, required=True, help="λ in [0, 1]: every parameter is λ·A + (1 − λ)·B")
+    mg.add_argument("--out", required=True, help="the merged model's directory")
+    mg.add_argument("--overwrite", action="store_true")
+    mg.set_defaults(func=cmd_merge)
 
     ix = sub.add_parser("index", help="encode an ir_datasets corpus into a FaissIndex")
     ix.add_argument("--dataset", required=True, help="an ir_datasets name, e.g. xquad-r or mlqa-r/en/de")
