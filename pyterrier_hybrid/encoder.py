@@ -28,6 +28,19 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
+def _check_model_path(model: Union[str, Path]) -> None:
+    """A clear error for a local path that holds no model, before transformers reads it as a Hub name."""
+    root = Path(model).expanduser()
+    if root.is_dir() and not (root / "config.json").is_file():
+        raise FileNotFoundError(f"{root} has no config.json, so it is not a model directory; give one written by "
+                                "save_pretrained (or pyterrier-hybrid train / merge)")
+    local = isinstance(model, Path) or str(model).startswith(("/", ".", "~")) or str(model).count("/") > 1
+    if local and not root.exists():
+        raise FileNotFoundError(f"no model directory {model}; give a local model directory (for example one made by "
+                                "python ../shared/tools/make_offline_me5.py DIR) or a Hugging Face name such as "
+                                "intfloat/multilingual-e5-small")
+
+
 class BiEncoder:
     """A dual encoder with shared weights for queries and passages; scores are inner products.
 
@@ -72,6 +85,7 @@ class BiEncoder:
         verbose: bool = False,
     ):
         if isinstance(model, (str, Path)):
+            _check_model_path(model)
             self.name = str(model)
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(self.name)
             model = AutoModel.from_pretrained(self.name)

@@ -50,6 +50,8 @@ def test_index_shows_one_bar_and_no_weight_loading(tiny_model_dir, tmp_path):
      "error: no ir_datasets dataset 'xquad-rr'; ours are xquad-r, mlqa-r and lareqa-demo"),
     (["train", "--sampling", "xx", "--model", "m", "--data", "no/such/mlqa-r", "--out", "o", "--steps", "1"],
      "error: --data 'no/such/mlqa-r': no such file or folder. It takes a .jsonl file"),
+    (["evaluate", "--dataset", "lareqa-demo", "--model", "./no-such-model", "--out", "o"],
+     "error: no model directory ./no-such-model; give a local model directory"),
 ])
 def test_errors_name_the_problem_first(tmp_path, args, message):
     rc, _, err, _ = cli(tmp_path, *args)

@@ -206,3 +206,12 @@ def test_bf16_on_cpu_is_close_to_fp32_and_warns_when_emulated(tiny_model_dir, mo
     assert float((bf16 * fp32).sum(1).min()) > 0.999  # ...and still the same directions
     with pytest.raises(ValueError, match="dtype='int4' is not supported"):
         ph.BiEncoder(tiny_model_dir, dtype="int4")
+
+
+def test_a_path_with_no_model_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no model directory .*/missing/model; give a local model directory"):
+        ph.BiEncoder(tmp_path / "missing" / "model")
+    with pytest.raises(FileNotFoundError, match="no model directory ./nowhere"):
+        ph.BiEncoder("./nowhere")
+    with pytest.raises(FileNotFoundError, match="has no config.json, so it is not a model directory"):
+        ph.BiEncoder(tmp_path)
