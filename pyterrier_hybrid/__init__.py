@@ -3,6 +3,7 @@ import ir_datasets_ext  # noqa: F401  registers xquad-r / mlqa-r with ir_dataset
 
 from .encoder import BiEncoder
 from .index import CorruptIndexError, FaissIndex
+from .language_identity import LanguageIdentity
 from .merge import merge_models
 from .measures import QueryLanguageShare, RankCorrelation, RankDistance, query_language_share, rank_correlation
 from .model_dir import EncoderSettings
@@ -17,7 +18,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BatchSampler", "BiEncoder", "CorruptIndexError", "CrossLingualBatchSampler", "DenseRanker", "EncoderSettings",
-    "FaissIndex", "HybridBatchSampler", "MonolingualBatchSampler", "QueryLanguageShare", "RankCorrelation",
-    "RankDistance", "Ranker", "RetrieverRanker", "Split", "TrainConfig", "Trainer", "bm25_builder", "load_split",
-    "merge_models", "query_language_share", "rank_correlation", "run_protocol",
+    "FaissIndex", "HybridBatchSampler", "LanguageIdentity", "MonolingualBatchSampler", "QueryLanguageShare",
+    "RankCorrelation", "RankDistance", "Ranker", "RetrieverRanker", "Split", "TrainConfig", "Trainer", "bm25_builder",
+    "load_split", "merge_models", "query_language_share", "rank_correlation", "run_protocol",
 ]

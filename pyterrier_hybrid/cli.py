@@ -27,6 +27,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from .rankers import DenseRanker, RetrieverRanker
     from .report import to_markdown
 
+    if args.bm25 and args.language_removal:
+        raise ValueError("--language-removal applies to dense vectors; leave it out with --bm25")
     if args.update_card:  # say so before the long evaluation, not after
         if args.bm25:
             raise ValueError("--update-card: BM25 has no model card; leave out --update-card")
@@ -38,7 +40,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             ranker = RetrieverRanker(bm25_builder(work, log=Path(args.out) / "pisa.log"))
             name = "BM25 (pisa)"
         else:
-            ranker = DenseRanker(load_encoder(args), cache_dir=args.cache_dir)
+            ranker = DenseRanker(load_encoder(args), cache_dir=args.cache_dir, language_removal=args.language_removal,
+                                 lir_k=args.lir_k)
             name = args.model
         report = run_protocol(ranker, args.dataset, langs=_langs(args.langs), max_queries=args.max_queries,
                               out_dir=args.out, name=name)
@@ -63,9 +66,12 @@ def cmd_index(args: argparse.Namespace) -> None:
         raise KeyError(f"no ir_datasets dataset {args.dataset!r}; ours are xquad-r, mlqa-r and lareqa-demo, with "
                        "/<query lang>/<doc lang> subsets (e.g. xquad-r/de/en), and any other ir_datasets name works") from None
     encoder = load_encoder(args, verbose=False)  # one bar, the index's: an encoder's bar per chunk would nest in it
-    index = FaissIndex(args.out, index_type=args.index_type, overwrite=args.overwrite, verbose=True)
+    index = FaissIndex(args.out, index_type=args.index_type, overwrite=args.overwrite, verbose=True,
+                       language_removal=args.language_removal, lir_k=args.lir_k)
     (encoder.doc_encoder() >> index).index(dataset.get_corpus_iter(verbose=False))
-    print(json.dumps({"path": args.out, "docs": len(index), "dim": index.dim, "langs": index.langs}))
+    removal = index.language_identity.describe() if index.language_identity else None
+    print(json.dumps({"path": args.out, "docs": len(index), "dim": index.dim, "langs": index.langs,
+                      "language_removal": removal}))
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
@@ -139,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--cache-dir", help="reuse encoded vectors across runs from this directory")
     ev.add_argument("--update-card", action="store_true",
                     help="add the report's summary to the model directory's model card (README.md)")
+    _removal_args(ev)
     ev.set_defaults(func=cmd_evaluate)
 
     tr = sub.add_parser("train", help="train a dual encoder with X-X-mono, X-Y or hybrid batches")
@@ -191,8 +198,17 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--dtype", choices=DTYPES, default="auto",
                     help="auto: bf16 where the hardware does it natively, else fp32")
     ix.add_argument("--overwrite", action="store_true")
+    _removal_args(ix)
     ix.set_defaults(func=cmd_index)
     return parser
+
+
+def _removal_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--language-removal", choices=["center", "lir"],
+                        help="remove language identity, estimated from the indexed documents: center (subtract each "
+                             "language's mean document vector; queries by their language) or lir (project out the "
+                             "language means' top directions)")
+    parser.add_argument("--lir-k", type=int, help="lir: directions to project out (default: languages - 1)")
 
 
 def main(argv: Optional[List[str]] = None) -> None:

@@ -6,6 +6,8 @@ On-disk layout (a directory)::
     index.faiss    the serialised faiss index; vector i is document i
     docnos.txt     one docno per line, in index order
     langs.npy      int16 per document: its position in pt_meta.json's "langs" (-1 = unknown)
+    language_identity.npz   only with language removal: the per-language document statistics (see
+                   :mod:`~pyterrier_hybrid.language_identity`); index.faiss then holds the vectors with it removed
 
 The directory is built under a temporary name and renamed into place when complete,
 so an interrupted build never leaves a directory that loads. :meth:`FaissIndex.from_vectors`
@@ -25,13 +27,17 @@ import pandas as pd
 import pyterrier as pt
 from tqdm.auto import tqdm
 
+from ir_datasets_ext import id_lang
+
 from ._atomic import atomic_directory
 from ._checks import require_columns
+from .language_identity import LanguageIdentity
 
 INDEX_TYPES = ("flat", "hnsw", "ivf")
 #: queries per BLAS product in exact search (BLAS rounds differently for other block sizes: keep it fixed)
 QUERY_BLOCK = 256
 _FILES = ("index.faiss", "docnos.txt", "langs.npy")
+_LANGUAGE_FILE = "language_identity.npz"
 
 
 class CorruptIndexError(ValueError):
@@ -46,6 +52,7 @@ class _Contents:
     docnos: np.ndarray           # object array of str, in index order
     lang_names: List[str]        # the languages, in order of first appearance
     lang_codes: np.ndarray       # int16 per document: position in lang_names, -1 = unknown
+    language: Optional[LanguageIdentity] = None  # removed from the stored vectors; applied to queries at search
 
 
 def _md5(path: Path) -> str:
@@ -78,24 +85,35 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         ivf_nlist: number of IVF cells; IVF trains on the first ``40 * ivf_nlist`` documents.
         overwrite: replace an existing index at ``path`` when indexing.
         verbose: show progress bars.
+        language_removal: ``"center"`` or ``"lir"``: remove each document's language identity before it is stored,
+            estimated from the indexed documents (a flat index; every document needs a ``lang``), and from each
+            query at search time (see :mod:`~pyterrier_hybrid.language_identity`). The statistics are stored in
+            the index and apply by themselves when it is loaded.
+        lir_k: directions ``"lir"`` projects out (default: languages - 1).
+        language_stats: statistics estimated elsewhere (:meth:`LanguageIdentity.fit` on another corpus) to use
+            instead of estimating them from the indexed documents; any index type.
     """
 
     ARTIFACT_TYPE = "dense_index"
     ARTIFACT_FORMAT = "hybrid_faiss"
 
     def __init__(self, path: str | Path, *, index_type: str = "flat", hnsw_m: int = 32, ivf_nlist: int = 256,
-                 overwrite: bool = False, verbose: bool = False):
+                 overwrite: bool = False, verbose: bool = False, language_removal: Optional[str] = None,
+                 lir_k: Optional[int] = None, language_stats: Optional[LanguageIdentity] = None):
         super().__init__(path)
         if index_type not in INDEX_TYPES:
             raise ValueError(f"index_type={index_type!r} is not supported; use one of {INDEX_TYPES}")
+        _check_removal(language_removal, lir_k, language_stats, index_type)
+        self.language_removal, self.lir_k, self.language_stats = language_removal, lir_k, language_stats
         self.index_type, self.hnsw_m, self.ivf_nlist = index_type, hnsw_m, ivf_nlist
         self.overwrite, self.verbose = overwrite, verbose
         self._loaded: Optional[_Contents] = None
         self._subsets: Dict[tuple, np.ndarray] = {}
 
     @classmethod
-    def from_vectors(cls, doc_vecs: np.ndarray, docnos: Sequence[str],
-                     langs: Optional[Sequence[Optional[str]]] = None) -> "FaissIndex":
+    def from_vectors(cls, doc_vecs: np.ndarray, docnos: Sequence[str], langs: Optional[Sequence[Optional[str]]] = None,
+                     *, language_removal: Optional[str] = None, lir_k: Optional[int] = None,
+                     language_stats: Optional[LanguageIdentity] = None) -> "FaissIndex":
         """An exact (flat) index held in memory only, over vectors already at hand.
 
         It searches exactly as the same vectors indexed on disk would; having no directory, it cannot be
@@ -105,6 +123,7 @@ class FaissIndex(pt.Artifact, pt.Indexer):
             doc_vecs: ``[n_docs, dim]`` document vectors; row i is document i.
             docnos: the documents' docnos, in the same order.
             langs: each document's language (``None`` where unknown); leave out when no document has one.
+            language_removal, lir_k, language_stats: as for :class:`FaissIndex`.
         """
         vecs = np.asarray(doc_vecs)
         if vecs.ndim != 2:
@@ -116,12 +135,18 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         if len(vecs) == 0:
             raise ValueError("nothing to index: doc_vecs has no rows")
         _check_docnos(docnos, 0)
+        _check_removal(language_removal, lir_k, language_stats, "flat")
         lang_names: List[str] = []
         codes = _lang_codes([None] * len(vecs) if langs is None else langs, lang_names)
+        language = language_stats
+        if language_removal and language is None:
+            language = _fit_language(vecs, codes, lang_names, language_removal, lir_k)
+        if language is not None:
+            vecs = language.transform(vecs, _names(codes, lang_names))
         flat = faiss.IndexFlatIP(vecs.shape[1])
         flat.add(vecs)
         index = cls(pt.Artifact.NO_PATH)
-        index._loaded = _Contents(flat, "flat", np.array(docnos, dtype=object), lang_names, codes)
+        index._loaded = _Contents(flat, "flat", np.array(docnos, dtype=object), lang_names, codes, language)
         return index
 
     # ---- reading ----------------------------------------------------------------------------
@@ -143,7 +168,8 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         if (meta.get("type"), meta.get("format")) != (self.ARTIFACT_TYPE, self.ARTIFACT_FORMAT):
             raise ValueError(f"{root} holds a {meta.get('type')}.{meta.get('format')} artifact, "
                              f"not a {self.ARTIFACT_TYPE}.{self.ARTIFACT_FORMAT} FaissIndex; load it with pt.Artifact.load")
-        for name in _FILES:
+        removal = meta.get("language_removal")
+        for name in _FILES + ((_LANGUAGE_FILE,) if removal else ()):
             if not (root / name).is_file():
                 raise CorruptIndexError(f"{root} is missing {name}; the index is incomplete, rebuild it")
             if _md5(root / name) != meta["md5"][name]:
@@ -155,7 +181,8 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         if not (index.ntotal == len(docnos) == len(codes) == meta["doc_count"]):
             raise CorruptIndexError(f"{root} is inconsistent: {index.ntotal} vectors, {len(docnos)} docnos, "
                                     f"{len(codes)} langs, doc_count {meta['doc_count']}; rebuild it")
-        return _Contents(index, meta["index_type"], docnos, list(meta["langs"]), codes)
+        language = LanguageIdentity.from_bytes((root / _LANGUAGE_FILE).read_bytes()) if removal else None
+        return _Contents(index, meta["index_type"], docnos, list(meta["langs"]), codes, language)
 
     def _where(self) -> str:
         """The index's name in messages."""
@@ -173,6 +200,23 @@ class FaissIndex(pt.Artifact, pt.Indexer):
     def langs(self) -> List[str]:
         """The document languages present in the index."""
         return list(self._contents().lang_names)
+
+    @property
+    def language_identity(self) -> Optional[LanguageIdentity]:
+        """The language statistics removed from the stored vectors (and from queries at search), or None."""
+        return self._contents().language
+
+    def prepare_queries(self, query_vecs: np.ndarray, query_langs: Optional[Sequence[str]] = None) -> np.ndarray:
+        """Query vectors as this index compares them: float32, checked, and with the language identity removed
+        when the index removes it (``"center"`` needs ``query_langs``).
+
+        Args:
+            query_vecs: ``[n_queries, dim]`` query vectors.
+            query_langs: each query's language.
+        """
+        q = self._queries(query_vecs)
+        language = self._contents().language
+        return q if language is None else language.transform(q, query_langs)
 
     @property
     def docnos(self) -> np.ndarray:
@@ -203,13 +247,15 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         return q
 
     def search(self, query_vecs: np.ndarray, k: Optional[int], langs: Optional[Sequence[str]] = None,
-               *, nprobe: int = 16, ef_search: int = 128) -> Tuple[np.ndarray, np.ndarray]:
+               *, query_langs: Optional[Sequence[str]] = None, nprobe: int = 16,
+               ef_search: int = 128) -> Tuple[np.ndarray, np.ndarray]:
         """Top-``k`` inner-product search.
 
         Args:
             query_vecs: ``[n_queries, dim]`` query vectors.
             k: results per query; ``None`` for every (allowed) document.
             langs: only search documents in these languages.
+            query_langs: each query's language, for an index that removes language identity by centring.
             nprobe: IVF cells to visit.
             ef_search: HNSW search breadth.
 
@@ -218,7 +264,7 @@ class FaissIndex(pt.Artifact, pt.Indexer):
             approximate index found fewer than ``k``.
         """
         c = self._contents()
-        q = self._queries(query_vecs)
+        q = self.prepare_queries(query_vecs, query_langs)
         ids = self.lang_ids(langs)
         allowed = len(c.docnos) if ids is None else len(ids)
         k = allowed if k is None else min(k, allowed)
@@ -233,12 +279,14 @@ class FaissIndex(pt.Artifact, pt.Indexer):
             params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(ef_search, k))
         return c.faiss_index.search(q, k, params=params)
 
-    def scores(self, query_vecs: np.ndarray, langs: Optional[Sequence[str]] = None) -> Tuple[np.ndarray, np.ndarray]:
+    def scores(self, query_vecs: np.ndarray, langs: Optional[Sequence[str]] = None, *,
+               query_langs: Optional[Sequence[str]] = None) -> Tuple[np.ndarray, np.ndarray]:
         """Exact scores of every allowed document, unsorted (a flat index only).
 
         Args:
             query_vecs: ``[n_queries, dim]`` query vectors.
             langs: only score documents in these languages.
+            query_langs: each query's language, for an index that removes language identity by centring.
 
         Returns:
             ``(scores, ids)``: ``[n_queries, n_allowed]`` inner products and the documents' positions.
@@ -248,7 +296,7 @@ class FaissIndex(pt.Artifact, pt.Indexer):
             raise ValueError(f"scores() needs exact vectors; {self._where()} is a {index_type} index")
         ids = self.lang_ids(langs)
         vecs = self._vectors(ids)
-        return self._queries(query_vecs) @ vecs.T, (np.arange(len(vecs)) if ids is None else ids)
+        return self.prepare_queries(query_vecs, query_langs) @ vecs.T, (np.arange(len(vecs)) if ids is None else ids)
 
     def _vectors(self, ids: Optional[np.ndarray]) -> np.ndarray:
         """A flat index's vectors: all of them (a view), or documents ``ids`` (a cached copy per subset)."""
@@ -262,7 +310,7 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         return self._subsets[key]
 
     def retriever(self, encoder=None, *, num_results: Optional[int] = 1000, langs: Optional[Sequence[str]] = None,
-                  nprobe: int = 16, ef_search: int = 128) -> pt.Transformer:
+                  query_lang: Optional[str] = None, nprobe: int = 16, ef_search: int = 128) -> pt.Transformer:
         """A transformer from queries to a ranking of this index.
 
         Args:
@@ -270,11 +318,17 @@ class FaissIndex(pt.Artifact, pt.Indexer):
                 itself, otherwise it expects a ``query_vec`` column.
             num_results: results per query; ``None`` returns the full ranking (needed for AP and rank distance).
             langs: only return documents in these languages (e.g. ``["de"]`` for a de corpus).
+            query_lang: the queries' language, for an index that removes language identity by centring; without
+                it, a ``lang`` column, else each qid's ``"<lang>:"`` prefix, says it.
             nprobe: IVF cells to visit.
             ef_search: HNSW search breadth.
         """
         self.lang_ids(langs)  # fail now on an unknown language
-        retr = FaissRetriever(self, num_results=num_results, langs=langs, nprobe=nprobe, ef_search=ef_search)
+        language = self._contents().language
+        if query_lang is not None and language is not None and language.method == "center":
+            language.codes([query_lang])  # fail now on a language the index has no statistics for
+        retr = FaissRetriever(self, num_results=num_results, langs=langs, query_lang=query_lang, nprobe=nprobe,
+                              ef_search=ef_search)
         return retr if encoder is None else encoder.query_encoder() >> retr
 
     # ---- writing ----------------------------------------------------------------------------
@@ -296,6 +350,12 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         self._loaded, self._subsets = None, {}
         return self
 
+    def _as_stored(self, vecs: np.ndarray, codes: np.ndarray, lang_names: List[str]) -> np.ndarray:
+        """The chunk's vectors as stored: with given language statistics removed (estimated ones come later)."""
+        if self.language_stats is None:
+            return vecs
+        return self.language_stats.transform(vecs, _names(codes, lang_names))
+
     def _write(self, root: Path, inp: Iterable[Dict]) -> None:
         index: Optional[faiss.Index] = None
         lang_names: List[str] = []
@@ -306,6 +366,7 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         with open(root / "docnos.txt", "w", encoding="utf-8") as f_docnos:
             for chunk in _chunks(tqdm(inp, desc="indexing", unit="doc", disable=not self.verbose), 4096):
                 vecs, chunk_codes = _check_chunk(chunk, n, lang_names, index.d if index else None)
+                vecs = self._as_stored(vecs, chunk_codes, lang_names)
                 if index is None:
                     index = _new_faiss(self.index_type, vecs.shape[1], self.hnsw_m, self.ivf_nlist)
                 f_docnos.write("".join(d["docno"] + "\n" for d in chunk))
@@ -324,14 +385,51 @@ class FaissIndex(pt.Artifact, pt.Indexer):
                 raise ValueError(f"index_type='ivf' with ivf_nlist={self.ivf_nlist} needs at least that many "
                                  f"documents, got {n}; lower ivf_nlist or use index_type='flat'")
             _train_and_add(index, pending)
+        all_codes = np.concatenate(codes)
+        language = self.language_stats
+        if self.language_removal and language is None:  # estimated from the stored vectors, removed in place
+            vecs = faiss.rev_swig_ptr(index.get_xb(), index.ntotal * index.d).reshape(index.ntotal, index.d)
+            language = _fit_language(vecs, all_codes, lang_names, self.language_removal, self.lir_k)
+            vecs[:] = language.transform(vecs, _names(all_codes, lang_names))
         faiss.write_index(index, str(root / "index.faiss"))
-        np.save(root / "langs.npy", np.concatenate(codes))
+        np.save(root / "langs.npy", all_codes)
+        files = _FILES
+        if language is not None:
+            (root / _LANGUAGE_FILE).write_bytes(language.to_bytes())
+            files = _FILES + (_LANGUAGE_FILE,)
         meta = {
             "type": self.ARTIFACT_TYPE, "format": self.ARTIFACT_FORMAT, "package_hint": "pyterrier-hybrid",
             "doc_count": n, "dim": index.d, "index_type": self.index_type, "langs": lang_names,
-            "md5": {name: _md5(root / name) for name in _FILES},
+            "language_removal": None if language is None else language.describe(),
+            "md5": {name: _md5(root / name) for name in files},
         }
         (root / "pt_meta.json").write_text(json.dumps(meta, indent=2))
+
+
+def _check_removal(method: Optional[str], k: Optional[int], stats: Optional[LanguageIdentity], index_type: str) -> None:
+    if method is not None and stats is not None:
+        raise ValueError("give language_removal (estimate from the indexed documents) or language_stats (estimated "
+                         "elsewhere), not both")
+    if method is not None and method not in ("center", "lir"):
+        raise ValueError(f"language_removal={method!r} is not supported; use 'center' or 'lir'")
+    if k is not None and method != "lir":
+        raise ValueError("lir_k applies to language_removal='lir' only")
+    if method is not None and index_type != "flat":
+        raise ValueError(f"estimating language statistics from the indexed documents needs index_type='flat' (the "
+                         f"vectors must all be seen before a {index_type} index stores them); estimate them on a sample "
+                         "with LanguageIdentity.fit and pass language_stats=")
+
+
+def _names(codes: np.ndarray, lang_names: List[str]) -> List[Optional[str]]:
+    return [lang_names[c] if c >= 0 else None for c in codes]
+
+
+def _fit_language(vecs: np.ndarray, codes: np.ndarray, lang_names: List[str], method: str,
+                  k: Optional[int]) -> LanguageIdentity:
+    if (codes < 0).any():
+        raise ValueError(f"{int((codes < 0).sum())} documents have no 'lang'; language removal needs every document's "
+                         "language (ir_datasets docs with a lang field, or a 'lang' column)")
+    return LanguageIdentity.fit(vecs, _names(codes, lang_names), method, k)
 
 
 def _exact_search(q: np.ndarray, vecs: np.ndarray, k: int, ids: Optional[np.ndarray],
@@ -424,9 +522,24 @@ class FaissRetriever(pt.Transformer):
     """Searches a :class:`FaissIndex` with the ``query_vec`` column. Use :meth:`FaissIndex.retriever`."""
 
     def __init__(self, index: FaissIndex, *, num_results: Optional[int], langs: Optional[Sequence[str]],
-                 nprobe: int, ef_search: int):
-        self.index, self.num_results, self.langs = index, num_results, langs
+                 query_lang: Optional[str], nprobe: int, ef_search: int):
+        self.index, self.num_results, self.langs, self.query_lang = index, num_results, langs, query_lang
         self.nprobe, self.ef_search = nprobe, ef_search
+
+    def _query_langs(self, inp: pd.DataFrame) -> Optional[List[str]]:
+        """Each query's language, when the index needs it (centring): query_lang=, a lang column, or the qid."""
+        language = self.index.language_identity
+        if language is None or language.method != "center":
+            return None
+        if self.query_lang is not None:
+            return [self.query_lang] * len(inp)
+        if "lang" in inp.columns:
+            return list(inp["lang"])
+        qids = [str(q) for q in inp["qid"]]
+        if not all(":" in q for q in qids):
+            raise ValueError("this index removes language identity by centring and needs each query's language: give "
+                             "retriever(query_lang=...), a 'lang' column, or qids with a '<lang>:' prefix")
+        return [id_lang(q) for q in qids]
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         require_columns(inp, ["qid", "query_vec"], "FaissRetriever",
@@ -436,7 +549,8 @@ class FaissRetriever(pt.Transformer):
             return rest.assign(docno=pd.Series(dtype=object), docid=pd.Series(dtype=np.int64),
                                score=pd.Series(dtype=np.float32), rank=pd.Series(dtype=np.int64))
         scores, ids = self.index.search(np.stack(inp["query_vec"]), self.num_results, self.langs,
-                                        nprobe=self.nprobe, ef_search=self.ef_search)
+                                        query_langs=self._query_langs(inp), nprobe=self.nprobe,
+                                        ef_search=self.ef_search)
         keep = ids >= 0
         per_query = keep.sum(1)
         docnos = self.index.docnos
@@ -449,4 +563,5 @@ class FaissRetriever(pt.Transformer):
         )
 
     def __repr__(self) -> str:
-        return f"FaissRetriever({self.index._where()!r}, num_results={self.num_results}, langs={self.langs})"
+        return (f"FaissRetriever({self.index._where()!r}, num_results={self.num_results}, langs={self.langs}"
+                + (f", query_lang={self.query_lang!r})" if self.query_lang else ")"))

@@ -111,6 +111,9 @@ def run_protocol(
         "multi_by_lang": multi,
         "timing": {"encode_s": ranker.encode_s, "total_s": time.perf_counter() - start},
     }
+    removal = getattr(ranker, "language_removal", None)
+    if removal:  # only when asked for: reports without it keep their old keys
+        report["language_removal"] = removal
     if any(v < n_docs for v in n_ranked.values()):
         # a ranker that leaves documents out (BM25 ranks only those sharing a term): its unranked relevant
         # documents count at rank (number ranked + 1), so its rank distance is bounded by how few it ranks

@@ -51,10 +51,15 @@ class DenseRanker:
         encoder: the model.
         cache_dir: where to keep encoded vectors between runs (keyed by the texts and everything in
             :meth:`BiEncoder.identity`: weights, settings, dtype, device, batching).
+        language_removal: ``"center"`` or ``"lir"``: remove language identity, estimated from the split's
+            candidates (see :mod:`~pyterrier_hybrid.language_identity`); the report records it.
+        lir_k: directions ``"lir"`` projects out (default: languages - 1).
     """
 
-    def __init__(self, encoder: BiEncoder, cache_dir: Optional[str | Path] = None):
+    def __init__(self, encoder: BiEncoder, cache_dir: Optional[str | Path] = None, *,
+                 language_removal: Optional[str] = None, lir_k: Optional[int] = None):
         self.encoder = encoder
+        self.language_removal_method, self.lir_k = language_removal, lir_k
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.encode_s = 0.0
         self.query_vecs: Dict[str, np.ndarray] = {}  # lang -> [queries, dim], filled by prepare
@@ -66,6 +71,12 @@ class DenseRanker:
     def dtype(self) -> str:
         """The encoder's precision."""
         return self.encoder.dtype
+
+    @property
+    def language_removal(self) -> Optional[dict]:
+        """What was removed (method, k, languages, document counts), once prepared; None without removal."""
+        language = self.index.language_identity if self.index is not None else None
+        return None if language is None else language.describe()
 
     def _key(self, kind: str, texts: Sequence[str]) -> str:
         h = hashlib.sha1(repr((self.encoder.identity(), kind)).encode())
@@ -103,7 +114,8 @@ class DenseRanker:
         self.query_vecs = {lang: self._cached("queries", list(q["query"]), lambda q=q: enc.encode_queries(q["query"]))
                            for lang, q in split.queries.items()}
         self.index = FaissIndex.from_vectors(np.concatenate(doc_vecs), split.docnos,
-                                             [split.langs[i] for i in split.doc_lang])
+                                             [split.langs[i] for i in split.doc_lang],
+                                             language_removal=self.language_removal_method, lir_k=self.lir_k)
         self._split, self._pooled = split, None
 
     def _ready(self) -> Tuple[FaissIndex, Split]:
@@ -120,7 +132,7 @@ class DenseRanker:
         """
         index, split = self._ready()
         if set(doc_langs) != set(split.langs):
-            scores, ids = index.search(self.query_vecs[x], None, doc_langs)
+            scores, ids = index.search(self.query_vecs[x], None, doc_langs, query_langs=[x] * len(self.query_vecs[x]))
             return break_ties(scores, ids, split.docno_order)
         pooled = self._pooled_scores(x)
         ids = np.empty(pooled.shape, dtype=np.int64)
@@ -143,8 +155,8 @@ class DenseRanker:
             index, _ = self._ready()
             self._pooled = None  # free the previous language's matrix first
             q = self.query_vecs[x]  # in FaissIndex.search's query blocks, so the scores are bit for bit its own
-            self._pooled = (x, np.concatenate([index.scores(q[i:i + QUERY_BLOCK])[0]
-                                               for i in range(0, len(q), QUERY_BLOCK)]))
+            blocks = [q[i:i + QUERY_BLOCK] for i in range(0, len(q), QUERY_BLOCK)]
+            self._pooled = (x, np.concatenate([index.scores(b, query_langs=[x] * len(b))[0] for b in blocks]))
         return self._pooled[1]
 
     def relevant_ranks(self, x: str, y: str, rows: Sequence[int], docs: np.ndarray) -> np.ndarray:

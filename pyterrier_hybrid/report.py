@@ -14,6 +14,13 @@ def _fmt(v: float, digits: int = 3) -> str:
     return "–" if v is None or (isinstance(v, float) and np.isnan(v)) else f"{v:.{digits}f}"
 
 
+def _removal(removal) -> str:
+    if not removal:
+        return ""
+    how = "centring" if removal["method"] == "center" else f"LIR, k = {removal['k']}"
+    return f"; language identity removed ({how}, from the candidates of {', '.join(removal['langs'])})"
+
+
 def to_markdown(report: dict) -> str:
     """The report as markdown: headline numbers, per-language multilingual numbers, and the language matrix."""
     langs = report["langs"]
@@ -22,7 +29,8 @@ def to_markdown(report: dict) -> str:
         f"# {report['name'] or 'system'} on {report['dataset']}",
         "",
         f"Languages {', '.join(langs)}; queries per language {report['n_queries']}; "
-        f"max_queries {report['max_queries']}; encoder dtype {report.get('dtype') or 'n/a'}.",
+        f"max_queries {report['max_queries']}; encoder dtype {report.get('dtype') or 'n/a'}"
+        + _removal(report.get("language_removal")) + ".",
         "",
         "| mAP Mo. | mAP Cr. | mAP Mul. | rank distance | query-language share@10 | rank correlation |",
         "|---|---|---|---|---|---|",
