@@ -204,7 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _removal_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--language-removal", choices=["center", "lir"],
+    from .language_identity import METHODS
+
+    parser.add_argument("--language-removal", choices=METHODS,
                         help="remove language identity, estimated from the indexed documents: center (subtract each "
                              "language's mean document vector; queries by their language) or lir (project out the "
                              "language means' top directions)")

@@ -31,7 +31,7 @@ from ir_datasets_ext import id_lang
 
 from ._atomic import atomic_directory
 from ._checks import require_columns
-from .language_identity import LanguageIdentity
+from .language_identity import METHODS as REMOVAL_METHODS, LanguageIdentity
 
 INDEX_TYPES = ("flat", "hnsw", "ivf")
 #: queries per BLAS product in exact search (BLAS rounds differently for other block sizes: keep it fixed)
@@ -410,8 +410,8 @@ def _check_removal(method: Optional[str], k: Optional[int], stats: Optional[Lang
     if method is not None and stats is not None:
         raise ValueError("give language_removal (estimate from the indexed documents) or language_stats (estimated "
                          "elsewhere), not both")
-    if method is not None and method not in ("center", "lir"):
-        raise ValueError(f"language_removal={method!r} is not supported; use 'center' or 'lir'")
+    if method is not None and method not in REMOVAL_METHODS:
+        raise ValueError(f"language_removal={method!r} is not supported; use one of {REMOVAL_METHODS}")
     if k is not None and method != "lir":
         raise ValueError("lir_k applies to language_removal='lir' only")
     if method is not None and index_type != "flat":
