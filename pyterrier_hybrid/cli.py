@@ -15,7 +15,8 @@ def load_encoder(args: argparse.Namespace, verbose: bool = True):
     """A BiEncoder whose settings follow the one rule of :func:`~pyterrier_hybrid.model_dir.resolve_settings`."""
     from .encoder import BiEncoder
 
-    return BiEncoder(args.model, doc_text=args.doc_text, batch_size=args.batch_size, dtype=args.dtype, verbose=verbose)
+    return BiEncoder(args.model, doc_text=args.doc_text, batch_size=args.batch_size, dtype=args.dtype, verbose=verbose,
+                     query_max_length=args.query_max_length, doc_max_length=args.doc_max_length)
 
 
 def _langs(value: Optional[str]) -> Optional[List[str]]:
@@ -44,7 +45,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
                                  lir_k=args.lir_k)
             name = args.model
         report = run_protocol(ranker, args.dataset, langs=_langs(args.langs), max_queries=args.max_queries,
-                              out_dir=args.out, name=name)
+                              holdout=args.holdout, out_dir=args.out, name=name)
     print(to_markdown(report))
     print(f"wrote {Path(args.out) / 'report.json'}, report.md and matrix.png" + (", pisa.log" if args.bm25 else ""))
     if args.update_card:
@@ -139,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--doc-text", choices=["sentence", "sentence+context"], default="sentence")
     ev.add_argument("--max-queries", type=int, help="keep the first N question ids, in every language")
     ev.add_argument("--langs", help="comma-separated languages to restrict the evaluation to, e.g. ar,de,en")
+    ev.add_argument("--holdout", type=float, metavar="FRACTION",
+                    help="only the question ids that train --val-fraction FRACTION holds out (choose settings on them)")
     ev.add_argument("--batch-size", type=int, default=64)
     ev.add_argument("--dtype", choices=DTYPES, default="auto",
                     help="auto: bf16 where the hardware does it natively, else fp32")
@@ -146,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--update-card", action="store_true",
                     help="add the report's summary to the model directory's model card (README.md)")
     _removal_args(ev)
+    _length_args(ev)
     ev.set_defaults(func=cmd_evaluate)
 
     tr = sub.add_parser("train", help="train a dual encoder with X-X-mono, X-Y or hybrid batches")
@@ -199,8 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto: bf16 where the hardware does it natively, else fp32")
     ix.add_argument("--overwrite", action="store_true")
     _removal_args(ix)
+    _length_args(ix)
     ix.set_defaults(func=cmd_index)
     return parser
+
+
+def _length_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--query-max-length", type=int, help="query token limit (default: the model's saved limit)")
+    parser.add_argument("--doc-max-length", type=int,
+                        help="passage token limit (default: the model's saved limit; our trained models save their "
+                             "start's, not the training length)")
 
 
 def _removal_args(parser: argparse.ArgumentParser) -> None:

@@ -34,6 +34,7 @@ def run_protocol(
     *,
     langs: Optional[Sequence[str]] = None,
     max_queries: Optional[int] = None,
+    holdout: Optional[float] = None,
     out_dir: Optional[str | Path] = None,
     verbose: bool = True,
     name: str = "",
@@ -46,6 +47,7 @@ def run_protocol(
         dataset: ``"xquad-r"``, ``"mlqa-r"`` or ``"lareqa-demo"``.
         langs: restrict the evaluation to these languages.
         max_queries: keep the first N question ids (see :func:`~pyterrier_hybrid.splits.load_split`).
+        holdout: keep only the question ids that training with ``--val-fraction holdout`` holds out.
         out_dir: when given, write ``report.json``, ``report.md`` and ``matrix.png`` there.
         verbose: show a progress bar over the settings.
         name: the system's name, for the report.
@@ -59,7 +61,7 @@ def run_protocol(
     elif not isinstance(ranker, Ranker):
         raise TypeError(f"run_protocol needs a BiEncoder or a Ranker (prepare, ranking, relevant_ranks, encode_s, "
                         f"dtype), such as DenseRanker or RetrieverRanker; got {type(ranker).__name__}")
-    split = load_split(dataset, langs, max_queries)
+    split = load_split(dataset, langs, max_queries, holdout)
     n_docs = len(split.docnos)
     ranker.prepare(split)
     matrix: Dict[str, Dict[str, float]] = {x: {} for x in split.langs}
@@ -111,6 +113,11 @@ def run_protocol(
         "multi_by_lang": multi,
         "timing": {"encode_s": ranker.encode_s, "total_s": time.perf_counter() - start},
     }
+    if holdout is not None:  # only when asked for, like the keys below: older reports keep their keys
+        report["holdout"] = holdout
+    lengths = getattr(ranker, "max_length", None)
+    if lengths:
+        report["max_length"] = lengths
     removal = getattr(ranker, "language_removal", None)
     if removal:  # only when asked for: reports without it keep their old keys
         report["language_removal"] = removal

@@ -73,6 +73,11 @@ class DenseRanker:
         return self.encoder.dtype
 
     @property
+    def max_length(self) -> dict:
+        """The token limits the vectors were encoded with: evaluation states its length, never inherits it silently."""
+        return {"query": self.encoder.settings.query_max_length, "doc": self.encoder.settings.doc_max_length}
+
+    @property
     def language_removal(self) -> Optional[dict]:
         """What was removed (method, k, languages, document counts), once prepared; None without removal."""
         language = self.index.language_identity if self.index is not None else None

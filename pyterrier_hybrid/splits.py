@@ -1,6 +1,7 @@
 """The queries and candidates a protocol run covers: :class:`Split` and :func:`load_split`."""
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Dict, List, Optional, Sequence
@@ -9,6 +10,16 @@ import numpy as np
 import pandas as pd
 
 from ir_datasets_ext import family as lareqa_family, parallel_id
+
+
+def held_out(parallel_id: str, fraction: float) -> bool:
+    """Whether ``pyterrier-hybrid train --val-fraction FRACTION`` holds this parallel id out for validation.
+
+    One rule for training and evaluation (a hash of the id), so the same ids are held out on every run.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    return hashlib.md5(parallel_id.encode()).digest()[0] < fraction * 256
 
 
 @dataclass
@@ -38,7 +49,8 @@ class Split:
         return np.argsort(np.argsort(self.docnos.astype(str), kind="stable"), kind="stable")
 
 
-def load_split(dataset: str, langs: Optional[Sequence[str]] = None, max_queries: Optional[int] = None) -> Split:
+def load_split(dataset: str, langs: Optional[Sequence[str]] = None, max_queries: Optional[int] = None,
+               holdout: Optional[float] = None) -> Split:
     """Load a protocol split.
 
     Args:
@@ -46,6 +58,8 @@ def load_split(dataset: str, langs: Optional[Sequence[str]] = None, max_queries:
         langs: restrict to these languages (their queries, corpora and the pooled corpus of them).
         max_queries: keep the first N question ids in file order (taking the languages in order and
             each file's ids as they come), in every language; corpora stay whole.
+        holdout: keep only the question ids that training with ``--val-fraction holdout`` holds out
+            (:func:`held_out`), e.g. to choose settings on a training set's validation ids; corpora stay whole.
     """
     family = lareqa_family(dataset)
     langs = list(langs) if langs else list(family.langs)
@@ -59,6 +73,12 @@ def load_split(dataset: str, langs: Optional[Sequence[str]] = None, max_queries:
             raise ValueError(f"max_queries must be positive, got {max_queries}")
         order = dict.fromkeys(parallel_id(q.query_id) for lang in langs for q in parsed[lang].queries)
         keep = set(list(order)[:max_queries])
+    if holdout is not None:
+        ids = {parallel_id(q.query_id) for lang in langs for q in parsed[lang].queries}
+        held = {i for i in ids if held_out(i, holdout)}
+        if not held:
+            raise ValueError(f"holdout={holdout} keeps none of {dataset}'s {len(ids)} question ids; use a larger fraction")
+        keep = held if keep is None else keep & held
     docnos, doc_lang, texts, contexts, answers, queries = [], [], [], [], {}, {}
     for i, lang in enumerate(langs):
         p = parsed[lang]

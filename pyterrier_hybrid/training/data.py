@@ -27,6 +27,8 @@ import ir_datasets
 import ir_datasets_ext as lareqa
 from ir_datasets_ext import LareqaFamily
 
+from ..splits import held_out
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -206,9 +208,7 @@ def load_source(spec: str, langs: Optional[Sequence[str]] = None) -> ParallelSou
 def split_validation(source: ParallelSource, fraction: float) -> Tuple[ParallelSource, ParallelSource]:
     """Split items (whole parallel ids, so no translation leaks) into training and validation sources,
     by a hash of the id: the same ids go to validation on every run."""
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
-    held = [hashlib.md5(i.parallel_id.encode()).digest()[0] < fraction * 256 for i in source.items]
+    held = [held_out(i.parallel_id, fraction) for i in source.items]
     train = [i for i, h in zip(source.items, held) if not h]
     val = [i for i, h in zip(source.items, held) if h]
     return ParallelSource(source.name, train), ParallelSource(f"{source.name} (validation)", val)

@@ -17,7 +17,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Iterator, List, Optional, Union
 
@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from ..encoder import BiEncoder
-from ..model_dir import write_settings
+from ..model_dir import EncoderSettings, read_settings, write_settings
 from ..precision import resolve_dtype
 from . import checkpoint
 from .grad_cache import grad_cache_backward
@@ -334,6 +334,16 @@ class Trainer:
         self.bad_evals += 1
         return self.bad_evals >= self.config.patience
 
+    def inference_settings(self) -> EncoderSettings:
+        """The settings the saved model encodes with: the training ones, but the start model's token limits.
+
+        Training truncates for speed; were that length saved, every evaluation would silently run at it (and
+        differ from the start model's, at its own limit). The training lengths stay in the run config.
+        """
+        start = read_settings(self.encoder.name)
+        limits = {k: start.get(k, getattr(EncoderSettings, k)) for k in ("query_max_length", "doc_max_length")}
+        return replace(self.encoder.settings, **limits)
+
     def save_model(self) -> None:
         """Write the model, its model card and run config into ``out_dir`` (loads in ``BiEncoder`` and
         sentence-transformers).
@@ -345,7 +355,7 @@ class Trainer:
         shutil.rmtree(tmp, ignore_errors=True)
         self.model.save_pretrained(tmp)
         self.encoder.tokenizer.save_pretrained(tmp)
-        write_settings(tmp, self.encoder.settings, dim=self.encoder.dim)
+        write_settings(tmp, self.inference_settings(), dim=self.encoder.dim)
         run = self.run_config()
         (tmp / RUN_CONFIG).write_text(json.dumps(run, indent=2, ensure_ascii=False), encoding="utf-8")
         best = self.best_val if self.config.eval_every and self.val_sampler is not None else None

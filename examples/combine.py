@@ -1,0 +1,190 @@
+"""Best of both beyond batch mixing: weight merging and language-identity removal on the α study's runs.
+
+A pipeline is a model plus a removal variant.
+
+* Models: the zero-shot start; X-X-mono (α = 1), X-Y (α = 0) and hybrid (α = 0.5), retrained from the α
+  study's committed configs (same recipe, MLQA-R data and seeds); merges X-X ⊕ X-Y of one seed at
+  λ ∈ {0.25, 0.5, 0.75} (λ is X-X-mono's share) and hybrid ⊕ start at λ ∈ {0.5, 0.75} (λ is hybrid's share).
+* Removal (estimated from the indexed documents only): none; ``center`` (each language's mean document vector
+  subtracted); ``lir`` (the language means' directions projected out, k = languages − 1); ``lir3`` (k = 3).
+
+Selection is fixed before any merged or language-neutral pipeline meets XQuAD-R: every seed-0 pipeline is
+evaluated on MLQA-R's held-out validation ids (the 10% of parallel ids training never sees, ``--holdout 0.1``),
+and the one with the highest mean of Mo., Cr. and Mul. mAP there is selected for every seed. The choice is
+written to ``docs/results/combine/selection.json`` and committed before the XQuAD-R evaluations start.
+
+Every model is evaluated at one stated length: 64 query and 512 passage tokens, the start's limits (the α
+study's committed reports encode trained models at their training length, 96). Each retrained run is also
+checked against the α study: identical config and log, and its report at 96 tokens against the committed one
+(``docs/results/combine/retrain/<run>.json``).
+
+Finished artifacts are skipped, so the study resumes; ``--commit`` commits each model's as they are written.
+
+    python examples/combine.py --model .cache/me5 --commit [--seeds 0,1,2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+sys.path.insert(0, str(Path(__file__).parent))
+from alpha_sweep import RECIPE_FLAGS  # noqa: E402
+from studies import (REPO, RESULTS, Recipe, Run, cli, git_commit, load_run, max_difference, train_args,  # noqa: E402
+                     use_shared_data)
+
+from pyterrier_hybrid._atomic import atomic_write_text  # noqa: E402
+
+OUT = RESULTS / "combine"
+QUERY_LENGTH, DOC_LENGTH = 64, 512   # the start's limits: the stated evaluation length
+TRAINING_LENGTH = Recipe.doc_max_length
+REMOVALS: Dict[str, Tuple[Optional[str], Optional[int]]] = {
+    "none": (None, None), "center": ("center", None), "lir": ("lir", None), "lir3": ("lir", 3)}
+PURE = {"xx": 1.0, "xy": 0.0, "hybrid": 0.5}      # strategy -> the α study's α
+MERGES = [("xx", "xy", 0.25), ("xx", "xy", 0.5), ("xx", "xy", 0.75), ("hybrid", "start", 0.5),
+          ("hybrid", "start", 0.75)]
+HOLDOUT = Recipe.val_fraction
+SELECTION_SEED = 0
+RULE = ("highest mean of Mo., Cr. and Mul. mAP on MLQA-R's held-out validation ids (--holdout 0.1), seed 0; "
+        "the selected pipeline (model recipe + removal variant) is then used for every seed")
+
+
+def pure_run(strategy: str, seed: int) -> Run:
+    """The α study's run of a pure strategy (its committed artifacts are docs/results/alpha/<name>)."""
+    return Run(f"alpha{PURE[strategy]:g}-seed{seed}", "hybrid", PURE[strategy], seed, RECIPE_FLAGS)
+
+
+def merge_name(a: str, b: str, weight: float) -> str:
+    return f"merge-{a}{weight:g}-{b}"
+
+
+def model_names(seed: int) -> List[str]:
+    """Every model of one seed, as named in the artifacts (the start has no seed)."""
+    return ["start"] + [f"{s}-seed{seed}" for s in PURE] + [f"{merge_name(*m)}-seed{seed}" for m in MERGES]
+
+
+class Study:
+    def __init__(self, model: str, work: Path, commit: bool):
+        self.recipe = Recipe(model=model)
+        self.work, self.commit = work, commit
+
+    def path(self, name: str) -> Path:
+        return Path(self.recipe.model) if name == "start" else self.work / "models" / name
+
+    def train(self, strategy: str, seed: int) -> Path:
+        """Retrain one pure strategy from its committed config (resumes a killed run)."""
+        out = self.path(f"{strategy}-seed{seed}")
+        if not (out / "training_config.json").is_file():
+            resume = ["--resume"] if (out / "checkpoint" / "state.pt").is_file() else []
+            cli(*train_args(self.recipe, pure_run(strategy, seed), out), *resume)
+        return out
+
+    def merge(self, a: str, b: str, weight: float, seed: int) -> Path:
+        out = self.path(f"{merge_name(a, b, weight)}-seed{seed}")
+        if not (out / "config.json").is_file():
+            parent = {"start": "start"}.get(b, f"{b}-seed{seed}")
+            cli("merge", str(self.path(f"{a}-seed{seed}")), str(self.path(parent)), "--weight", str(weight),
+                "--out", str(out), "--overwrite")
+        return out
+
+    def evaluate(self, name: str, dataset: str, holdout: Optional[float], folder: Path,
+                 doc_length: int = DOC_LENGTH, removals: Sequence[str] = tuple(REMOVALS)) -> Dict[str, dict]:
+        """Reports of one model under each removal variant, as ``folder/<model>/<removal>.json`` (committed)."""
+        from pyterrier_hybrid import BiEncoder, run_protocol
+        from pyterrier_hybrid.rankers import DenseRanker
+
+        target = folder / name
+        todo = [r for r in removals if not (target / f"{r}.json").is_file()]
+        if todo:
+            encoder = BiEncoder(str(self.path(name)), dtype=self.recipe.eval_dtype, verbose=False, batch_size=64,
+                                query_max_length=QUERY_LENGTH, doc_max_length=doc_length)
+            for removal in todo:
+                method, k = REMOVALS[removal]
+                ranker = DenseRanker(encoder, cache_dir=self.work / "cache", language_removal=method, lir_k=k)
+                report = run_protocol(ranker, dataset, holdout=holdout, verbose=False, name=name)
+                target.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(target / f"{removal}.json", json.dumps(report, indent=2) + "\n")
+                print(f"{target / removal}: Mo. {report['mAP']['mono']:.4f} Cr. {report['mAP']['cross']:.4f} "
+                      f"Mul. {report['mAP']['multi']:.4f} rank distance {report['rank_distance']['macro']:.1f}",
+                      flush=True)
+            if self.commit:
+                git_commit(target, f"{target.relative_to(REPO)}: {dataset} reports")
+        return {r: json.loads((target / f"{r}.json").read_text()) for r in removals}
+
+    def select(self) -> dict:
+        """Choose the pipeline on MLQA-R validation ids, seed 0, and commit the choice (once)."""
+        path = OUT / "selection.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        scores = {}
+        for name in model_names(SELECTION_SEED):
+            for removal, report in self.evaluate(name, "mlqa-r", HOLDOUT, OUT / "validation").items():
+                m = report["mAP"]
+                scores[f"{recipe_of(name)}+{removal}"] = (m["mono"] + m["cross"] + m["multi"]) / 3
+        selected = max(scores, key=scores.get)
+        choice = {"rule": RULE, "selected": selected, "scores": dict(sorted(scores.items(), key=lambda kv: -kv[1])),
+                  "xquad_r_seen": False}
+        atomic_write_text(path, json.dumps(choice, indent=2) + "\n")
+        if self.commit:
+            git_commit(path, f"{path.relative_to(REPO)}: the pipeline chosen on MLQA-R validation ids, "
+                             "before any merged or language-neutral pipeline is evaluated on XQuAD-R")
+        return choice
+
+    def check_retrain(self, strategy: str, seed: int) -> dict:
+        """Config, log and report at the training length (96) against the α study's committed artifacts."""
+        run = pure_run(strategy, seed)
+        path = OUT / "retrain" / f"{run.name}.json"
+        if path.is_file():
+            return json.loads(path.read_text())
+        model = self.train(strategy, seed)
+        committed = load_run(RESULTS / "alpha" / run.name)
+        config = json.loads((model / "training_config.json").read_text())
+        log = [json.loads(line) for line in (model / "train_log.jsonl").read_text().splitlines()]
+        report = self.evaluate(f"{strategy}-seed{seed}", "xquad-r", None, self.work / "at-training-length",
+                               doc_length=TRAINING_LENGTH, removals=("none",))["none"]
+        check = {"run": run.name, "config_identical": config == committed["config"],
+                 "log_max_abs_diff": max_difference(committed["log"], log),
+                 "report_max_abs_diff": max_difference(committed["report"], report,
+                                                       skip=("name", "timing", "seconds", "max_length")),
+                 "doc_max_length": TRAINING_LENGTH}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(check, indent=2) + "\n")
+        if self.commit:
+            git_commit(path, f"{path.relative_to(REPO)}: retrained run checked against the α study")
+        return check
+
+
+def recipe_of(name: str) -> str:
+    """A model's recipe without its seed: the unit that selection picks."""
+    return name.rsplit("-seed", 1)[0]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help="the starting checkpoint (multilingual-e5-small), as the α study's")
+    p.add_argument("--work", default="runs/combine", help="models, merges and vector caches (not committed)")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--commit", action="store_true", help="git-commit each model's artifacts as they are written")
+    args = p.parse_args()
+    use_shared_data()
+    study = Study(args.model, Path(args.work), args.commit)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    for seed in seeds:
+        for strategy in PURE:
+            study.train(strategy, seed)
+        for a, b, weight in MERGES:
+            study.merge(a, b, weight, seed)
+        if seed == SELECTION_SEED:
+            print(f"selected: {study.select()['selected']}", flush=True)
+        for name in model_names(seed):
+            study.evaluate(name, "xquad-r", None, OUT / "xquad-r")
+    for seed in seeds:
+        for strategy in PURE:
+            print(json.dumps(study.check_retrain(strategy, seed)), flush=True)
+    print("tables and figures: python examples/results.py")
+
+
+if __name__ == "__main__":
+    main()
