@@ -60,9 +60,28 @@ class LanguageIdentity:
             raise ValueError(f"{missing} documents have no language; language removal needs a 'lang' for every "
                              "document")
         langs, codes = np.unique(np.asarray(doc_langs, dtype=object).astype(str), return_inverse=True)
-        counts = np.bincount(codes, minlength=len(langs))
         sums = np.zeros((len(langs), vecs.shape[1]), dtype=np.float64)
         np.add.at(sums, codes, vecs)
+        return cls.from_sums(list(langs), sums, np.bincount(codes, minlength=len(langs)), method, k)
+
+    @classmethod
+    def from_sums(cls, langs: Sequence[str], sums: np.ndarray, counts: Sequence[int], method: str = "center",
+                  k: Optional[int] = None) -> "LanguageIdentity":
+        """Estimate from per-language sums of document vectors, e.g. accumulated while a corpus streams past.
+
+        Args:
+            langs: the languages, one per row of ``sums``.
+            sums: ``[len(langs), dim]`` sums of each language's document vectors.
+            counts: documents per language (each at least 1).
+            method, k: as for :meth:`fit`.
+        """
+        if method not in METHODS:
+            raise ValueError(f"language removal {method!r} is not supported; use one of {METHODS}")
+        order = np.argsort(np.asarray(langs, dtype=str), kind="stable")  # by name, whatever order they came in
+        langs = [str(langs[i]) for i in order]
+        sums, counts = np.asarray(sums, dtype=np.float64)[order], np.asarray(counts, dtype=np.int64)[order]
+        if (counts < 1).any():
+            raise ValueError("every language needs at least one document")
         means = (sums / counts[:, None]).astype(np.float32)
         basis = None
         if method == "lir":
@@ -77,7 +96,7 @@ class LanguageIdentity:
             basis = np.linalg.svd(centred, full_matrices=False)[2][:k].astype(np.float32)
         elif k is not None:
             raise ValueError("k applies to method='lir' only")
-        return cls(method, tuple(str(x) for x in langs), means, tuple(int(c) for c in counts), basis)
+        return cls(method, tuple(langs), means, tuple(int(c) for c in counts), basis)
 
     @property
     def k(self) -> Optional[int]:

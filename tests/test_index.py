@@ -116,14 +116,14 @@ def test_non_index_directory(tmp_path):
 def test_corrupt_index_is_detected(built):
     index, _, _ = built
 
-    path = Path(index.path) / "langs.npy"
+    path = Path(index.path) / "langs.i16"
     data = bytearray(path.read_bytes())
     data[-1] ^= 1
     path.write_bytes(bytes(data))
-    with pytest.raises(CorruptIndexError, match="langs.npy does not match the md5"):
+    with pytest.raises(CorruptIndexError, match="langs.i16 does not match the md5"):
         len(FaissIndex(index.path))
     path.unlink()
-    with pytest.raises(CorruptIndexError, match="missing langs.npy"):
+    with pytest.raises(CorruptIndexError, match="missing langs.i16"):
         len(FaissIndex(index.path))
 
 
@@ -228,3 +228,89 @@ def test_in_memory_index_bad_input(tmp_path):
         mem.search(np.ones((1, 3)), 1)
     with pytest.raises(ValueError, match=r"in-memory FaissIndex \(from_vectors\) has no directory to index into"):
         mem.index([{"docno": "a", "doc_vec": np.ones(4)}])
+
+
+def test_blocked_search_from_disk_equals_in_memory(tmp_path, monkeypatch):
+    """A flat index too large for memory is read block by block: same rankings, filters and scores."""
+    from pyterrier_hybrid.index import faiss_index, storage
+    docs, vecs = random_docs(n=1000, dim=16, seed=7)
+    FaissIndex(tmp_path / "idx").index(iter(docs))
+    memory = FaissIndex.from_vectors(vecs, [d["docno"] for d in docs], [d["lang"] for d in docs])
+    monkeypatch.setattr(faiss_index, "IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(storage, "READ_BLOCK", 96)  # 11 blocks, the last one short
+    disk = FaissIndex(tmp_path / "idx")
+    assert disk._contents().vectors is None and disk._contents().vectors_path is not None
+    q = np.random.default_rng(8).normal(size=(7, 16)).astype(np.float32)
+    for k, langs in [(10, None), (None, None), (5, ["de"]), (None, ["fr", "en"])]:
+        s_disk, i_disk = disk.search(q, k, langs)
+        s_mem, i_mem = memory.search(q, k, langs)
+        np.testing.assert_array_equal(i_disk, i_mem)
+        np.testing.assert_allclose(s_disk, s_mem, rtol=1e-6)
+    s, ids = disk.scores(q, ["de"])
+    np.testing.assert_allclose(s, q @ vecs[ids].T, rtol=1e-5, atol=1e-6)
+    assert [docs[i]["lang"] for i in ids] == ["de"] * len(ids) and len(ids) == 333
+
+
+def test_docnos_are_read_on_demand(built):
+    index, docs, _ = built
+    docnos = FaissIndex(index.path).docnos
+    assert len(docnos) == 300 and docnos[0] == "en:0" and docnos[-1] == docs[-1]["docno"]
+    np.testing.assert_array_equal(docnos[np.array([5, 0, 299])], np.array(["fr:5", "en:0", docs[299]["docno"]], object))
+    assert list(docnos) == [d["docno"] for d in docs]
+
+
+def test_factory_string_index_is_compressed_and_close_to_exact(tmp_path):
+    docs, vecs = random_docs(n=3000, dim=16, seed=9)
+    index = FaissIndex(tmp_path / "pq", index_type="IVF16,PQ8", train_size=2000).index(iter(docs))
+    meta = json.loads((tmp_path / "pq" / "pt_meta.json").read_text())
+    assert meta["factory"] == "IVF16,PQ8" and set(meta["files"]) == {"index.faiss", "docnos.txt", "docnos.offsets",
+                                                                     "langs.i16"}
+    assert meta["files"]["index.faiss"]["size"] < 3000 * 16 * 4 / 2  # 8 bytes a vector, not 64
+    qvecs = vecs[:100] + 0.02 * np.random.default_rng(10).normal(size=(100, 16)).astype(np.float32)
+    _, ids = index.search(qvecs, 10, nprobe=16)
+    exact = np.argsort(-(qvecs @ vecs.T), axis=1)[:, :10]
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, exact)])
+    assert recall > 0.5
+    assert (ids[:, 0] == np.arange(100)).mean() > 0.9  # each query's own document comes first
+    _, de = index.search(qvecs[:3], 4, ["de"], nprobe=16)
+    assert all(docs[i]["lang"] == "de" for i in de.ravel())
+
+
+def test_bad_factory_strings_fail_before_the_corpus_is_read(tmp_path):
+    docs, _ = random_docs(n=50, dim=16)
+    seen = []
+
+    def tracked():
+        for d in docs:
+            seen.append(d)
+            yield d
+    with pytest.raises(ValueError, match=r"index_type='IVF16,PQ7' is neither .* nor a faiss factory string"):
+        FaissIndex(tmp_path / "bad", index_type="IVF16,PQ7").index(tracked())  # 16 is not a multiple of 7
+    assert len(seen) <= 4096 and not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match="has 64 IVF cells and needs at least that many documents, got 50"):
+        FaissIndex(tmp_path / "small", index_type="IVF64,Flat").index(iter(docs))
+
+
+def test_format_version_and_sizes_are_checked(built, monkeypatch):
+    from pyterrier_hybrid.index import storage
+    index, _, _ = built
+    root = Path(index.path)
+    meta = json.loads((root / "pt_meta.json").read_text())
+    assert meta["format_version"] == 2
+    with open(root / "vectors.f32", "ab") as f:
+        f.write(b"\0" * 4)
+    with pytest.raises(CorruptIndexError, match=r"vectors.f32 has 19204 bytes, pt_meta.json says 19200"):
+        len(FaissIndex(root))
+    with open(root / "vectors.f32", "r+b") as f:
+        f.truncate(19200)
+        f.seek(100)
+        f.write(b"\1")
+    monkeypatch.setattr(storage, "VERIFY_BYTES", 0)  # a large index: md5s are left to verify()
+    large = FaissIndex(root)
+    assert len(large) == 300
+    with pytest.raises(CorruptIndexError, match="vectors.f32 does not match the md5"):
+        large.verify()
+    del meta["format_version"]  # what the first release wrote
+    (root / "pt_meta.json").write_text(json.dumps(meta))
+    with pytest.raises(CorruptIndexError, match=r"format 1, and this pyterrier-hybrid reads format 2; rebuild it"):
+        len(FaissIndex(root))

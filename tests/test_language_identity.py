@@ -60,7 +60,7 @@ def test_statistics_travel_with_the_index(tmp_path):
     assert ranking(loaded) == {"en:A": 1.0, "de:A": 1.0, "en:B": -1.0, "de:B": -1.0}
     meta = json.loads((tmp_path / "i" / "pt_meta.json").read_text())
     assert meta["language_removal"] == {"method": "center", "k": None, "langs": ["de", "en"], "counts": [2, 2]}
-    assert "language_identity.npz" in meta["md5"]
+    assert "language_identity.npz" in meta["files"]
     np.testing.assert_allclose(loaded.language_identity.means[1], (DOCS["en:A"] + DOCS["en:B"]) / 2, atol=1e-7)
     stats = tmp_path / "i" / "language_identity.npz"
     stats.write_bytes(stats.read_bytes()[:-8] + b"\0" * 8)
@@ -95,8 +95,6 @@ def test_bad_requests_are_refused(tmp_path):
         LanguageIdentity.fit(vecs, langs, "lir", k=2)
     with pytest.raises(ValueError, match="1 documents have no 'lang'"):
         ph.FaissIndex.from_vectors(vecs, names, langs[:3] + [None], language_removal="center")
-    with pytest.raises(ValueError, match="needs index_type='flat'"):
-        ph.FaissIndex(tmp_path / "h", index_type="hnsw", language_removal="center")
     with pytest.raises(ValueError, match="'pca' is not supported"):
         ph.FaissIndex(tmp_path / "x", language_removal="pca")
     # statistics estimated elsewhere serve any index type, chunk by chunk
@@ -104,6 +102,10 @@ def test_bad_requests_are_refused(tmp_path):
     hnsw = ph.FaissIndex(tmp_path / "h", index_type="hnsw", language_stats=stats)
     hnsw.index(docs())
     assert ranking(hnsw) == {"en:A": 1.0, "de:A": 1.0, "en:B": -1.0, "de:B": -1.0}
+    # estimated from the indexed documents for an approximate type too: the stream is stored first, then built
+    estimated = ph.FaissIndex(tmp_path / "e", index_type="HNSW8", language_removal="center").index(docs())
+    assert ranking(estimated) == {"en:A": 1.0, "de:A": 1.0, "en:B": -1.0, "de:B": -1.0}
+    assert not (tmp_path / "e" / "vectors.f32").exists()
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ def setup(me5_dir, tmp_path_factory):
 def numpy_ap(enc, index, x):
     """Plain AP over the full ranking, from vectors taken out of faiss and encoded queries."""
     ds = ir_datasets.load(f"xquad-r/{x}/en")
-    dvecs = index._contents().faiss_index.reconstruct_n(0, len(index))
+    dvecs = index._contents().vectors
     docnos = index.docnos
     queries = list(ds.queries_iter())
     qvecs = enc.encode_queries([q.text for q in queries])

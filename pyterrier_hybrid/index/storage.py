@@ -1,0 +1,215 @@
+"""The on-disk format of a FaissIndex: streamed writing, checked reading, lazy docnos.
+
+Layout of format version 2 (a directory)::
+
+    pt_meta.json     type/format for pt.Artifact.load, format_version, doc_count, dim, index_type, factory,
+                     langs, language_removal, and each file's size and md5
+    vectors.f32      flat indexes: float32 [doc_count, dim], row i is document i (language identity removed
+                     when the index removes it); searched block by block, never loaded whole when large
+    index.faiss      other types: the faiss index built from those vectors (which are then not kept)
+    docnos.txt       one docno per line, in index order
+    docnos.offsets   int64 [doc_count + 1]: where each line starts in docnos.txt
+    langs.i16        int16 [doc_count]: each document's position in pt_meta.json's "langs" (-1 = unknown)
+    language_identity.npz   only with language removal (see :mod:`~pyterrier_hybrid.language_identity`)
+
+Everything is written as it streams in, so memory does not grow with the corpus.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import BinaryIO, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..language_identity import LanguageIdentity
+
+logger = logging.getLogger(__name__)
+
+ARTIFACT_TYPE, ARTIFACT_FORMAT = "dense_index", "hybrid_faiss"
+FORMAT_VERSION = 2
+VECTORS, FAISS, DOCNOS, OFFSETS, LANGS, LANGUAGE = ("vectors.f32", "index.faiss", "docnos.txt", "docnos.offsets",
+                                                    "langs.i16", "language_identity.npz")
+#: md5s are checked at load up to this many bytes in all; a larger index checks sizes, and ``verify()`` the rest
+VERIFY_BYTES = 1 << 30
+#: documents per block when vectors are read from disk (about 400 MB at 384-d)
+READ_BLOCK = 1 << 18
+
+
+class CorruptIndexError(ValueError):
+    """An index directory is incomplete or does not match its checksums."""
+
+
+def md5_file(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class _HashedFile:
+    """A file written append-only, hashed as it is written."""
+
+    def __init__(self, path: Path):
+        self.path, self.f, self.md5, self.size = path, open(path, "wb"), hashlib.md5(), 0
+
+    def write(self, data: bytes) -> None:
+        self.f.write(data)
+        self.md5.update(data)
+        self.size += len(data)
+
+    def close(self) -> Dict[str, object]:
+        self.f.close()
+        return {"size": self.size, "md5": self.md5.hexdigest()}
+
+
+class StoreWriter:
+    """Streams documents into an index directory: vectors, docnos and languages, chunk by chunk.
+
+    Per-language sums of the vectors are kept as they pass, so language statistics can be estimated without
+    a second read.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.files = {name: _HashedFile(root / name) for name in (VECTORS, DOCNOS, OFFSETS, LANGS)}
+        self.files[OFFSETS].write(np.zeros(1, np.int64).tobytes())
+        self.n, self.dim, self.lang_names = 0, None, []  # type: int, Optional[int], List[str]
+        self.sums: List[np.ndarray] = []
+        self.counts: List[int] = []
+
+    def add(self, docnos: Sequence[str], vecs: np.ndarray, codes: np.ndarray) -> None:
+        """Append one chunk: ``vecs`` float32 ``[n, dim]``, ``codes`` int16 positions in :attr:`lang_names`."""
+        self.dim = vecs.shape[1]
+        data = [d.encode("utf-8") + b"\n" for d in docnos]
+        ends = self.files[DOCNOS].size + np.cumsum([len(d) for d in data], dtype=np.int64)
+        self.files[DOCNOS].write(b"".join(data))
+        self.files[OFFSETS].write(ends.tobytes())
+        self.files[VECTORS].write(np.ascontiguousarray(vecs, dtype=np.float32).tobytes())
+        self.files[LANGS].write(codes.astype(np.int16).tobytes())
+        while len(self.sums) < len(self.lang_names):
+            self.sums.append(np.zeros(self.dim, np.float64))
+            self.counts.append(0)
+        for code in np.unique(codes[codes >= 0]):
+            rows = vecs[codes == code]
+            self.sums[code] += rows.sum(axis=0, dtype=np.float64)
+            self.counts[code] += len(rows)
+        self.n += len(vecs)
+
+    def fit_language(self, method: str, k: Optional[int]) -> LanguageIdentity:
+        """Language statistics of every document written so far (every document needs a language)."""
+        known = sum(self.counts)
+        if known < self.n:
+            raise ValueError(f"{self.n - known} documents have no 'lang'; language removal needs every document's "
+                             "language (ir_datasets docs with a lang field, or a 'lang' column)")
+        return LanguageIdentity.from_sums(self.lang_names, np.stack(self.sums), self.counts, method, k)
+
+    def close(self) -> Dict[str, Dict[str, object]]:
+        return {name: f.close() for name, f in self.files.items()}
+
+
+def transform_in_place(path: Path, dim: int, language: LanguageIdentity, codes: np.ndarray,
+                       lang_names: List[str]) -> Dict[str, object]:
+    """Remove language identity from a vectors file block by block; return its new size and md5."""
+    h = hashlib.md5()
+    with open(path, "r+b") as f:
+        for start, block in iter_blocks(f, len(codes), dim):
+            names = [lang_names[c] for c in codes[start:start + len(block)]]
+            out = np.ascontiguousarray(language.transform(block, names), dtype=np.float32).tobytes()
+            f.seek(start * dim * 4)
+            f.write(out)
+            h.update(out)
+    return {"size": path.stat().st_size, "md5": h.hexdigest()}
+
+
+def iter_blocks(f: BinaryIO, n: int, dim: int, block: int = READ_BLOCK) -> Iterator[Tuple[int, np.ndarray]]:
+    """``(first row, rows)`` of a float32 ``[n, dim]`` file, ``block`` rows at a time (fresh arrays, not a map)."""
+    for start in range(0, n, block):
+        f.seek(start * dim * 4)
+        count = min(block, n - start) * dim
+        rows = np.fromfile(f, dtype=np.float32, count=count)
+        if rows.size != count:
+            raise CorruptIndexError(f"{getattr(f, 'name', 'vectors')} ends early at row {start}; rebuild the index")
+        yield start, rows.reshape(-1, dim)
+
+
+def write_meta(root: Path, meta: dict) -> None:
+    (root / "pt_meta.json").write_text(json.dumps(meta, indent=2))
+
+
+def read_meta(root: Path) -> dict:
+    """Read and check ``pt_meta.json``: the artifact type and the format version."""
+    path = root / "pt_meta.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{root} is not a FaissIndex (no pt_meta.json); "
+                                "build one with (encoder.doc_encoder() >> FaissIndex(path)).index(docs)")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise CorruptIndexError(f"{path} is not valid json ({e}); the index is corrupt, rebuild it") from None
+    if (meta.get("type"), meta.get("format")) != (ARTIFACT_TYPE, ARTIFACT_FORMAT):
+        raise ValueError(f"{root} holds a {meta.get('type')}.{meta.get('format')} artifact, "
+                         f"not a {ARTIFACT_TYPE}.{ARTIFACT_FORMAT} FaissIndex; load it with pt.Artifact.load")
+    version = meta.get("format_version", 1)
+    if version != FORMAT_VERSION:
+        raise CorruptIndexError(
+            f"{root} is in FaissIndex format {version}, and this pyterrier-hybrid reads format {FORMAT_VERSION}; "
+            "rebuild it with `pyterrier-hybrid index` (or FaissIndex(path, overwrite=True).index(docs))")
+    return meta
+
+
+def check_files(root: Path, meta: dict) -> None:
+    """Every listed file is present with its size; md5s are checked too when the index is small enough."""
+    files = meta["files"]
+    for name, want in files.items():
+        path = root / name
+        if not path.is_file():
+            raise CorruptIndexError(f"{root} is missing {name}; the index is incomplete, rebuild it")
+        if path.stat().st_size != want["size"]:
+            raise CorruptIndexError(f"{path} has {path.stat().st_size} bytes, pt_meta.json says {want['size']}; "
+                                    "the index is corrupt, rebuild it")
+    if sum(f["size"] for f in files.values()) <= VERIFY_BYTES:
+        verify_md5(root, meta)
+    else:
+        logger.info("%s: sizes checked; md5s of its %.1f GB are checked by FaissIndex.verify()", root,
+                    sum(f["size"] for f in files.values()) / 1e9)
+
+
+def verify_md5(root: Path, meta: dict) -> None:
+    for name, want in meta["files"].items():
+        if md5_file(root / name) != want["md5"]:
+            raise CorruptIndexError(f"{root / name} does not match the md5 in pt_meta.json; "
+                                    "the index is corrupt, rebuild it")
+
+
+class DocnoArray:
+    """Docnos read from disk on demand: ``docnos[ids]`` gives an object array of str, without building every
+    docno of a 10M-document index up front."""
+
+    def __init__(self, text: Path, offsets: Path, n: int):
+        self._text = np.memmap(text, dtype=np.uint8, mode="r") if n else np.zeros(0, np.uint8)
+        self._offsets = np.memmap(offsets, dtype=np.int64, mode="r", shape=(n + 1,))
+        self._n = n
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, ids):
+        if isinstance(ids, (int, np.integer)):
+            i = int(ids) + (self._n if ids < 0 else 0)
+            return bytes(self._text[self._offsets[i]:self._offsets[i + 1] - 1]).decode("utf-8")
+        ids = np.arange(self._n)[ids] if isinstance(ids, slice) else np.asarray(ids, dtype=np.int64)
+        starts, ends = self._offsets[ids], self._offsets[ids + 1] - 1
+        out = np.empty(len(ids), dtype=object)
+        for j, (a, b) in enumerate(zip(starts, ends)):
+            out[j] = bytes(self._text[a:b]).decode("utf-8")
+        return out
+
+    def __iter__(self):
+        return (self[i] for i in range(self._n))
+
+    def __array__(self, dtype=None, copy=None):
+        return self[np.arange(self._n)]
