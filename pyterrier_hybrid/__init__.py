@@ -2,7 +2,7 @@
 import ir_datasets_ext  # noqa: F401  registers xquad-r / mlqa-r with ir_datasets
 
 from .encoder import BiEncoder
-from .index import CorruptIndexError, FaissIndex
+from .index import CorruptIndexError, FaissIndex, index_corpus
 from .language_identity import LanguageIdentity
 from .merge import merge_models
 from .measures import QueryLanguageShare, RankCorrelation, RankDistance, query_language_share, rank_correlation
@@ -20,5 +20,5 @@ __all__ = [
     "BatchSampler", "BiEncoder", "CorruptIndexError", "CrossLingualBatchSampler", "DenseRanker", "EncoderSettings",
     "FaissIndex", "HybridBatchSampler", "LanguageIdentity", "MonolingualBatchSampler", "QueryLanguageShare",
     "RankCorrelation", "RankDistance", "Ranker", "RetrieverRanker", "Split", "TrainConfig", "Trainer", "bm25_builder",
-    "load_split", "merge_models", "query_language_share", "rank_correlation", "run_protocol",
+    "index_corpus", "load_split", "merge_models", "query_language_share", "rank_correlation", "run_protocol",
 ]

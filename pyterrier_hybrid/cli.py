@@ -16,7 +16,8 @@ def load_encoder(args: argparse.Namespace, verbose: bool = True):
     from .encoder import BiEncoder
 
     return BiEncoder(args.model, doc_text=args.doc_text, batch_size=args.batch_size, dtype=args.dtype, verbose=verbose,
-                     query_max_length=args.query_max_length, doc_max_length=args.doc_max_length)
+                     query_max_length=args.query_max_length, doc_max_length=args.doc_max_length,
+                     device=getattr(args, "device", None))
 
 
 def _langs(value: Optional[str]) -> Optional[List[str]]:
@@ -55,9 +56,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> None:
-    import pyterrier as pt
+    """Index a corpus; under ``torchrun --nproc-per-node N`` each process encodes a share (see index_corpus)."""
+    import os
 
-    from .index import FaissIndex
+    import pyterrier as pt
+    import torch
+
+    from .index import index_corpus
 
     if Path(args.out).exists() and not args.overwrite:
         raise FileExistsError(f"{args.out} already exists; pass --overwrite to replace it")
@@ -66,13 +71,16 @@ def cmd_index(args: argparse.Namespace) -> None:
     except KeyError:
         raise KeyError(f"no ir_datasets dataset {args.dataset!r}; ours are xquad-r, mlqa-r and lareqa-demo, with "
                        "/<query lang>/<doc lang> subsets (e.g. xquad-r/de/en), and any other ir_datasets name works") from None
+    if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:  # one GPU per torchrun process
+        args.device = f"cuda:{os.environ['LOCAL_RANK']}"
     encoder = load_encoder(args, verbose=False)  # one bar, the index's: an encoder's bar per chunk would nest in it
-    index = FaissIndex(args.out, index_type=args.index_type, overwrite=args.overwrite, verbose=True,
-                       language_removal=args.language_removal, lir_k=args.lir_k)
-    (encoder.doc_encoder() >> index).index(dataset.get_corpus_iter(verbose=False))
+    index = index_corpus(encoder, dataset, args.out, overwrite=args.overwrite, verbose=True, shard_size=args.shard_size,
+                         index_type=args.index_type, language_removal=args.language_removal, lir_k=args.lir_k)
+    if index is None:  # a rank other than 0: its shards are written, rank 0 assembles
+        return
     removal = index.language_identity.describe() if index.language_identity else None
     print(json.dumps({"path": args.out, "docs": len(index), "dim": index.dim, "langs": index.langs,
-                      "language_removal": removal}))
+                      "index_type": args.index_type, "language_removal": removal}))
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
@@ -197,11 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     ix.add_argument("--model", required=True)
     ix.add_argument("--out", required=True)
     ix.add_argument("--doc-text", choices=["sentence", "sentence+context"], default="sentence")
-    ix.add_argument("--index-type", choices=["flat", "hnsw", "ivf"], default="flat")
+    ix.add_argument("--index-type", default="flat",
+                    help="flat (exact), hnsw, ivf, or a faiss factory string such as IVF4096,PQ48 or HNSW32")
     ix.add_argument("--batch-size", type=int, default=64)
     ix.add_argument("--dtype", choices=DTYPES, default="auto",
                     help="auto: bf16 where the hardware does it natively, else fp32")
     ix.add_argument("--overwrite", action="store_true")
+    ix.add_argument("--shard-size", type=int, default=1 << 18,
+                    help="documents per shard: what a killed run redoes, and the unit torchrun processes share")
     _removal_args(ix)
     _length_args(ix)
     ix.set_defaults(func=cmd_index)

@@ -38,7 +38,7 @@ def test_index_shows_one_bar_and_no_weight_loading(tiny_model_dir, tmp_path):
                              "--out", tmp_path / "ix")
     assert rc == 0, err[-2000:]
     bars = {line.split("\r")[-1].split(":")[0] for line in err.splitlines() if "it/s" in line or "doc/s" in line}
-    assert bars == {"indexing"} and "Loading weights" not in err
+    assert bars == {"encoding"} and "Loading weights" not in err
     assert json.loads(out.splitlines()[-1])["docs"] == ir_datasets.load("lareqa-demo").docs_count() == 24
     assert left == []
     rc, _, err, _ = cli(tmp_path, "index", "--dataset", "lareqa-demo", "--model", tiny_model_dir, "--out", tmp_path / "ix")
