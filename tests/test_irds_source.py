@@ -3,7 +3,9 @@ import ir_datasets
 from ir_datasets.formats import BaseDocPairs, BaseDocs, BaseQrels, BaseQueries, GenericDoc, GenericDocPair, GenericQrel, GenericQuery
 from ir_datasets.indices import Docstore
 
-from pyterrier_hybrid.training import from_irds, load_source
+import numpy as np
+
+from pyterrier_hybrid.training import HybridBatchSampler, ParallelItem, ParallelSource, from_irds, load_source, split_validation
 
 TEXT = {
     "en": {"q": ["what colour is the lighthouse", "who kept the diary"], "d": ["The lighthouse is red.", "Ada kept the diary.", "Ships pass at night."]},
@@ -60,9 +62,76 @@ for _lang in TEXT:
 
 def test_irds_items_are_parallel_with_hard_negatives():
     src = from_irds("fake-mmarco/{lang}/train", ["en", "de"])
-    assert [i.parallel_id for i in src.items] == ["q0", "q1"]
-    q0 = src.items[0].langs
-    assert q0["en"].query == "what colour is the lighthouse" and q0["de"].positive == "Der Leuchtturm ist rot."
-    assert q0["de"].negatives == ("Nachts fahren Schiffe vorbei.",)
-    assert src.items[1].langs["en"].negatives == ("The lighthouse is red.",)
+    assert [src.parallel_id(i) for i in range(len(src))] == ["q0", "q1"] and src.item_langs(0) == ["de", "en"]
+    assert src.entry(0, "en").query == "what colour is the lighthouse"
+    assert src.entry(0, "de").positive == "Der Leuchtturm ist rot."
+    assert tuple(src.entry(0, "de").negatives) == ("Nachts fahren Schiffe vorbei.",)
+    assert tuple(src.entry(1, "en").negatives) == ("The lighthouse is red.",)
     assert load_source("fake-mmarco/{lang}/train", ["de"]).langs == ["de"]
+    assert src.describe()["docpairs_scanned"] == {"en": 2, "de": 2}
+
+
+def test_docpairs_scan_is_bounded():
+    src = from_irds("fake-mmarco/{lang}/train", ["en"], max_docpairs=1)
+    assert src.describe()["docpairs_scanned"] == {"en": 1}
+    assert tuple(src.entry(0, "en").negatives) == ("Ships pass at night.",) and len(src.entry(1, "en").negatives) == 0
+
+
+def eager(src):
+    """The same items with every text fetched: what from_irds held in memory before."""
+    return ParallelSource(src.name, [ParallelItem(src.parallel_id(i), {lang: src.entry(i, lang).resolve()
+                                                                         for lang in src.item_langs(i)})
+                                     for i in range(len(src))])
+
+
+def test_lazy_source_draws_the_batches_of_the_eager_one_and_resumes_exactly():
+    lazy = from_irds(BIG, ["en", "de", "fr"])
+    assert len(lazy) == 60 and len(lazy.multi_index()) == 50  # q50..q59 are in en only
+    ref = eager(lazy)
+    a, b = HybridBatchSampler(lazy, 8, alpha=0.5, seed=3), HybridBatchSampler(ref, 8, alpha=0.5, seed=3)
+    first = [next(iter(a)) for _ in range(6)]
+    assert first == [next(iter(b)) for _ in range(6)]
+    assert {t.negative for batch in first for t in batch.triplets} - {None}  # negatives are drawn and fetched
+    state = a.state_dict()
+    more = [next(iter(a)) for _ in range(4)]
+    again = HybridBatchSampler(lazy, 8, alpha=0.5, seed=3)
+    again.load_state_dict(state)
+    assert [next(iter(again)) for _ in range(4)] == more
+    train, val = split_validation(lazy, 0.3)
+    etrain, eval_ = split_validation(ref, 0.3)
+    assert [train.parallel_id(i) for i in range(len(train))] == [i.parallel_id for i in etrain.items]
+    assert len(val) == len(eval_.items) > 0
+
+
+BIG = "fake-mmarco-60/{lang}/train"
+_WORDS = {"en": "harbour", "de": "Hafen", "fr": "port"}
+
+
+def _big(lang):
+    n = 60 if lang == "en" else 50
+    docs = [GenericDoc(f"d{i}", f"{_WORDS[lang]} passage {i}") for i in range(n + 5)]
+    queries = [GenericQuery(f"q{i}", f"{_WORDS[lang]} question {i}") for i in range(n)]
+    qrels = [GenericQrel(f"q{i}", f"d{i}", 1) for i in range(n)]
+    pairs = [GenericDocPair(f"q{i}", f"d{i}", f"d{(i * 7 + j) % (n + 5)}") for i in range(n) for j in range(1, 5)]
+
+    class Docs(_Docs):
+        def __init__(self):
+            self.list = docs
+
+    class Queries(BaseQueries):
+        def queries_iter(self):
+            return iter(queries)
+
+    class Qrels(BaseQrels):
+        def qrels_iter(self):
+            return iter(qrels)
+
+    class Pairs(BaseDocPairs):
+        def docpairs_iter(self):
+            return iter(pairs)
+    return ir_datasets.Dataset(Docs(), Queries(), Qrels(), Pairs())
+
+
+for _lang in _WORDS:
+    if BIG.format(lang=_lang) not in ir_datasets.registry:
+        ir_datasets.registry.register(BIG.format(lang=_lang), _big(_lang))

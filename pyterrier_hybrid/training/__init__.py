@@ -1,11 +1,12 @@
 """Hybrid-batch training: parallel data sources, batch samplers, InfoNCE and the trainer."""
-from .data import Entry, ParallelItem, ParallelSource, from_irds, from_jsonl, from_lareqa, load_source, split_validation
+from .data import Entry, ParallelItem, ParallelSource, from_jsonl, from_lareqa, load_source, split_validation
+from .irds import IrdsSource, from_irds
 from .loss import info_nce, negative_mask
 from .samplers import Batch, BatchSampler, CrossLingualBatchSampler, HybridBatchSampler, MonolingualBatchSampler, Triplet, make_sampler
 from .trainer import TrainConfig, Trainer
 
 __all__ = [
     "Batch", "BatchSampler", "CrossLingualBatchSampler", "Entry", "HybridBatchSampler", "MonolingualBatchSampler", "ParallelItem",
-    "ParallelSource", "TrainConfig", "Trainer", "Triplet", "from_irds", "from_jsonl", "from_lareqa", "info_nce",
+    "IrdsSource", "ParallelSource", "TrainConfig", "Trainer", "Triplet", "from_irds", "from_jsonl", "from_lareqa", "info_nce",
     "load_source", "make_sampler", "negative_mask", "split_validation",
 ]

@@ -20,14 +20,18 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-import ir_datasets
+import numpy as np
 
 import ir_datasets_ext as lareqa
 from ir_datasets_ext import LareqaFamily
 
 from ..splits import held_out
+
+if TYPE_CHECKING:
+    from .irds import IrdsSource
+    Source = Union["ParallelSource", IrdsSource]
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,33 @@ class ParallelSource:
                 h.update("\0".join((item.parallel_id, lang, e.query, e.positive, *e.negatives)).encode("utf-8"))
         return {"name": self.name, "items": len(self.items), "langs": self.langs, "sha1": h.hexdigest()}
 
+    # what the samplers read: the same for sources whose texts are fetched when drawn (IrdsSource)
+    def lang_index(self) -> Dict[str, np.ndarray]:
+        """Per language, the positions of the items that have it, in item order."""
+        by_lang: Dict[str, List[int]] = {}
+        for i, item in enumerate(self.items):
+            for lang in item.langs:
+                by_lang.setdefault(lang, []).append(i)
+        return {k: np.array(v) for k, v in by_lang.items()}
+
+    def multi_index(self) -> np.ndarray:
+        """Positions of the items in two or more languages."""
+        return np.array([i for i, item in enumerate(self.items) if len(item.langs) >= 2], dtype=np.int64)
+
+    def parallel_id(self, i: int) -> str:
+        return self.items[i].parallel_id
+
+    def item_langs(self, i: int) -> List[str]:
+        """Item i's languages, sorted."""
+        return sorted(self.items[i].langs)
+
+    def entry(self, i: int, lang: str) -> Entry:
+        return self.items[i].langs[lang]
+
+    def subset(self, keep: Sequence[bool], name: str) -> "ParallelSource":
+        """The items where ``keep`` is true, as a source called ``name``."""
+        return ParallelSource(name, [item for item, k in zip(self.items, keep) if k])
+
     def restrict(self, langs: Sequence[str]) -> "ParallelSource":
         """Keep only these languages (and the items that still have one)."""
         unknown = [lang for lang in langs if lang not in self.langs]
@@ -124,42 +155,6 @@ def from_lareqa(family: Union[str, LareqaFamily], langs: Optional[Sequence[str]]
     return _group(fam.name, rows())
 
 
-def from_irds(pattern: str, langs: Sequence[str], max_items: Optional[int] = None) -> ParallelSource:
-    """Training items from ir_datasets collections that share query and doc ids across languages.
-
-    Args:
-        pattern: a dataset name with ``{lang}``, e.g. ``"mmarco/v2/{lang}/train"``.
-        langs: the languages to combine.
-        max_items: keep at most this many queries per language (in dataset order).
-    """
-    if "{lang}" not in pattern:
-        raise ValueError(f"pattern {pattern!r} needs a {{lang}} field, e.g. 'mmarco/v2/{{lang}}/train'")
-
-    def rows():
-        for lang in langs:
-            ds = ir_datasets.load(pattern.format(lang=lang))
-            store = ds.docs_store()
-            queries = {}
-            for q in ds.queries_iter():
-                if max_items is not None and len(queries) >= max_items:
-                    break
-                queries[q.query_id] = q.text
-            positives: Dict[str, str] = {}
-            for r in ds.qrels_iter():
-                if r.relevance > 0 and r.query_id in queries:
-                    positives.setdefault(r.query_id, r.doc_id)
-            negatives: Dict[str, List[str]] = {}
-            if ds.has_docpairs():
-                for p in ds.docpairs_iter():
-                    if p.query_id in positives and len(negatives.setdefault(p.query_id, [])) < 3:
-                        negatives[p.query_id].append(p.doc_id_b)
-            for qid, doc in positives.items():
-                negs = tuple(store.get(d).text for d in negatives.get(qid, []))
-                yield qid, lang, Entry(queries[qid], store.get(doc).text, negs)
-
-    return _group(pattern.replace("{lang}", "*"), rows())
-
-
 def from_jsonl(path: str | Path) -> ParallelSource:
     """Training items from a JSONL file (format in this module's docstring)."""
     path = Path(path)
@@ -189,6 +184,7 @@ def load_source(spec: str, langs: Optional[Sequence[str]] = None) -> ParallelSou
     if "{lang}" in spec:
         if not langs:
             raise ValueError(f"--data {spec} needs --langs to know which languages to load")
+        from .irds import from_irds
         return from_irds(spec, langs)
     if spec not in lareqa.FAMILIES and not path.exists() and ("/" in spec or os.sep in spec or spec.endswith(".jsonl")):
         raise FileNotFoundError(f"--data {spec!r}: no such file or folder. It takes a .jsonl file, a LAReQA family "
@@ -205,10 +201,8 @@ def load_source(spec: str, langs: Optional[Sequence[str]] = None) -> ParallelSou
                      "after one, or an ir_datasets pattern with {lang}")
 
 
-def split_validation(source: ParallelSource, fraction: float) -> Tuple[ParallelSource, ParallelSource]:
+def split_validation(source: "Source", fraction: float) -> Tuple["Source", "Source"]:
     """Split items (whole parallel ids, so no translation leaks) into training and validation sources,
     by a hash of the id: the same ids go to validation on every run."""
-    held = [held_out(i.parallel_id, fraction) for i in source.items]
-    train = [i for i, h in zip(source.items, held) if not h]
-    val = [i for i, h in zip(source.items, held) if h]
-    return ParallelSource(source.name, train), ParallelSource(f"{source.name} (validation)", val)
+    held = np.array([held_out(source.parallel_id(i), fraction) for i in range(len(source))], dtype=bool)
+    return source.subset(~held, source.name), source.subset(held, f"{source.name} (validation)")

@@ -13,11 +13,14 @@ Samplers are endless, seedable iterables; ``state_dict()`` / ``load_state_dict()
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from .data import ParallelSource
+from .irds import IrdsSource
+
+Source = Union[ParallelSource, IrdsSource]
 
 
 @dataclass(frozen=True)
@@ -50,8 +53,8 @@ class BatchSampler:
     sampling = ""  # the CLI's --sampling name
     alpha = 0.0    # the probability of an X-X-mono batch
 
-    def __init__(self, sources: Sequence[ParallelSource] | ParallelSource, batch_size: int, seed: int = 0):
-        self.sources = [sources] if isinstance(sources, ParallelSource) else list(sources)
+    def __init__(self, sources: Sequence[Source] | Source, batch_size: int, seed: int = 0):
+        self.sources = [sources] if isinstance(sources, (ParallelSource, IrdsSource)) else list(sources)
         if not self.sources:
             raise ValueError("no training sources given")
         if batch_size < 1:
@@ -60,15 +63,8 @@ class BatchSampler:
         self.rng = np.random.default_rng(seed)
         self.batches_drawn = 0
         # per source: items by language (for X-X) and items with at least two languages (for X-Y)
-        self._by_lang: List[Dict[str, np.ndarray]] = []
-        self._multi: List[np.ndarray] = []
-        for s in self.sources:
-            by_lang: Dict[str, List[int]] = {}
-            for i, item in enumerate(s.items):
-                for lang in item.langs:
-                    by_lang.setdefault(lang, []).append(i)
-            self._by_lang.append({k: np.array(v) for k, v in by_lang.items()})
-            self._multi.append(np.array([i for i, item in enumerate(s.items) if len(item.langs) >= 2], dtype=np.int64))
+        self._by_lang: List[Dict[str, np.ndarray]] = [s.lang_index() for s in self.sources]
+        self._multi: List[np.ndarray] = [s.multi_index() for s in self.sources]
         self._check()
 
     def _check(self) -> None:
@@ -86,7 +82,7 @@ class BatchSampler:
         sizes = np.array([len(s) for s in self.sources], dtype=np.float64)
         return int(self.rng.choice(len(self.sources), p=sizes / sizes.sum())) if len(sizes) > 1 else 0
 
-    def _negative(self, negatives: Tuple[str, ...]) -> Optional[str]:
+    def _negative(self, negatives: Sequence[str]) -> Optional[str]:
         return negatives[int(self.rng.integers(len(negatives)))] if negatives else None
 
     def _xx(self, src: int) -> Batch:
@@ -96,8 +92,8 @@ class BatchSampler:
         chosen = self.rng.choice(by_lang[lang], size=self.batch_size, replace=False)
         triplets = []
         for i in chosen:
-            e = s.items[i].langs[lang]
-            triplets.append(Triplet(s.items[i].parallel_id, lang, lang, e.query, e.positive, self._negative(e.negatives)))
+            e = s.entry(i, lang)
+            triplets.append(Triplet(s.parallel_id(i), lang, lang, e.query, e.positive, self._negative(e.negatives)))
         return Batch("xx", s.name, tuple(triplets))
 
     def _xy(self, src: int) -> Batch:
@@ -105,11 +101,10 @@ class BatchSampler:
         chosen = self.rng.choice(self._multi[src], size=self.batch_size, replace=False)
         triplets = []
         for i in chosen:
-            item = s.items[i]
-            langs = sorted(item.langs)
+            langs = s.item_langs(i)
             x, y = (langs[j] for j in self.rng.choice(len(langs), size=2, replace=False))
-            q, d = item.langs[x], item.langs[y]
-            triplets.append(Triplet(item.parallel_id, x, y, q.query, d.positive, self._negative(d.negatives)))
+            q, d = s.entry(i, x), s.entry(i, y)
+            triplets.append(Triplet(s.parallel_id(i), x, y, q.query, d.positive, self._negative(d.negatives)))
         return Batch("xy", s.name, tuple(triplets))
 
     def _draw(self) -> Batch:
