@@ -25,6 +25,17 @@ def _langs(value: Optional[str]) -> Optional[List[str]]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
+    from ir_datasets_ext import FAMILIES
+
+    if args.dataset.startswith("irds:"):
+        return _evaluate_collection(args)
+    if args.dataset not in FAMILIES:
+        raise ValueError(f"--dataset {args.dataset!r}: give one of our protocols ({', '.join(sorted(FAMILIES))}) or any "
+                         "ir_datasets collection as irds:<name>, e.g. 'irds:miracl/{lang}/dev' --langs sw,te,fi")
+    for flag in ("measures", "with_bm25", "index_dir"):
+        if getattr(args, flag):
+            raise ValueError(f"--{flag.replace('_', '-')} applies to irds: collections; the {args.dataset} protocol "
+                             "reports its own measures")
     from .protocol import run_protocol
     from .rankers import DenseRanker, RetrieverRanker
     from .report import to_markdown
@@ -53,6 +64,23 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         from .training.model_card import append_evaluation
         card = append_evaluation(args.model, report, command=shlex.join(["pyterrier-hybrid", *sys.argv[1:]]))
         print(f"added the summary to {card}")
+
+
+def _evaluate_collection(args: argparse.Namespace) -> None:
+    from .collection_eval import collection_markdown, evaluate_collection, parse_measures
+
+    for flag in ("language_removal", "holdout", "max_queries", "update_card", "cache_dir"):
+        if getattr(args, flag):
+            raise ValueError(f"--{flag.replace('_', '-')} applies to our protocols (xquad-r, mlqa-r), not to irds: "
+                             "collections")
+    if args.with_bm25 and args.bm25:
+        raise ValueError("--with-bm25 adds BM25 beside --model; with --bm25 alone BM25 is the only system")
+    report = evaluate_collection(args.dataset, _langs(args.langs), encoder=load_encoder(args, verbose=False) if args.model
+                                 else None, bm25=args.bm25 or args.with_bm25,
+                                 measures=parse_measures(args.measures) if args.measures else None, out_dir=args.out,
+                                 index_dir=args.index_dir)
+    print(collection_markdown(report))
+    print(f"wrote {Path(args.out) / 'report.json'} and report.md")
 
 
 def cmd_index(args: argparse.Namespace) -> None:
@@ -134,13 +162,14 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from ir_datasets_ext import FAMILIES
-
     parser = argparse.ArgumentParser(prog="pyterrier-hybrid", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ev = sub.add_parser("evaluate", help="run the full Mo./Cr./Mul. protocol and write a report")
-    ev.add_argument("--dataset", choices=sorted(FAMILIES), required=True)
+    ev = sub.add_parser("evaluate", help="run the full Mo./Cr./Mul. protocol, or evaluate on ir_datasets "
+                                                   "collections, and write a report")
+    ev.add_argument("--dataset", required=True,
+                    help="xquad-r, mlqa-r or lareqa-demo (the full protocol), or any ir_datasets collection as "
+                         "irds:<name>, with {lang} for several corpora, e.g. 'irds:miracl/{lang}/dev'")
     who = ev.add_mutually_exclusive_group(required=True)
     who.add_argument("--model", help="local model directory or Hugging Face name")
     who.add_argument("--bm25", action="store_true", help="evaluate BM25 (pyterrier-pisa) instead of a model")
@@ -148,6 +177,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--doc-text", choices=["sentence", "sentence+context"], default="sentence")
     ev.add_argument("--max-queries", type=int, help="keep the first N question ids, in every language")
     ev.add_argument("--langs", help="comma-separated languages to restrict the evaluation to, e.g. ar,de,en")
+    ev.add_argument("--measures", help="irds: collections: ir_measures measures, e.g. nDCG@10,R@100 (default: the "
+                                        "benchmark's usual ones: MIRACL nDCG@10,R@100; Mr.TyDi RR@100,R@100; NeuCLIR "
+                                        "nDCG@20,R@1000)")
+    ev.add_argument("--with-bm25", action="store_true", help="irds: collections: evaluate BM25 (pisa) beside --model")
+    ev.add_argument("--index-dir", help="irds: collections: keep each language's dense index here and reuse it")
     ev.add_argument("--holdout", type=float, metavar="FRACTION",
                     help="only the question ids that train --val-fraction FRACTION holds out (choose settings on them)")
     ev.add_argument("--batch-size", type=int, default=64)

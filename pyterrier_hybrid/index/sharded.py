@@ -127,7 +127,15 @@ class _Corpus:
             part = it[start:stop]  # ir_datasets' own slicing, which seeks where the format allows
         except TypeError:
             part = itertools.islice(it, start, stop)
-        return ({"docno" if k == "doc_id" else k: v for k, v in d._asdict().items()} for d in part)
+        return (_as_dict(d) for d in part)
+
+
+def _as_dict(doc) -> dict:
+    """An ir_datasets doc as PyTerrier names its fields; ``text`` is its default text (title and body, say)."""
+    row = {"docno" if k == "doc_id" else k: v for k, v in doc._asdict().items()}
+    if hasattr(doc, "default_text"):
+        row["text"] = doc.default_text()
+    return row
 
 
 def _check_plan(work: Path, plan: dict, rank: int) -> None:
