@@ -345,6 +345,7 @@ def reproduction_lines(folder: Path) -> List[str]:
 
 def write_page(folder: Path = RESULTS / "alpha", page: Path = DOCS / "results.md") -> str:
     """Write ``page`` (and its figures in ``img/`` beside it) from the runs in ``folder``; return its text."""
+    from combine_page import combine_section  # it builds on this module's tables and tests
     by_alpha = load_study(folder)
     budget, reverse = load_study(folder.parent / "budget"), load_study(folder.parent / "reverse")
     if not by_alpha:
@@ -409,6 +410,7 @@ def write_page(folder: Path = RESULTS / "alpha", page: Path = DOCS / "results.md
                        more=[*bm25_note("mlqa-r"), "Each mixed α minus the better pure strategy, and paired tests over MLQA-R's settings "
                              "(Holm over this table):", "", *noise_and_gaps(reverse), "", *paired_tests(reverse)]
                        if reverse else []),
+        *combine_section(folder.parent / "combine", figures, by_alpha),
         "## Reproducibility", "", *reproduction_lines(folder), "",
     ]
     text = "\n".join(lines)

@@ -138,3 +138,41 @@ def test_signed_differences_never_read_minus_zero():
 def test_budget_lines_with_no_seed_every_alpha_finished():
     budget = {0.0: [{"config": {"seed": 0}}], 0.5: [{"config": {"seed": 1}}]}
     assert results.budget_lines(budget, {}) == ["No seed has finished every α of this study yet, so nothing is compared."]
+
+
+def fake_report(mono, cross, multi, rd):
+    return {"langs": LANGS, "mAP": {"mono": mono, "cross": cross, "multi": multi},
+            "matrix": {x: {y: (mono if x == y else cross) for y in LANGS} for x in LANGS},
+            "multi_by_lang": {x: multi for x in LANGS}, "rank_distance": {"macro": rd, **{x: rd for x in LANGS}}}
+
+
+def test_combine_section(tmp_path):
+    combine = tmp_path / "results" / "combine"
+    values = {"xx": (0.80, 0.66, 0.52, 400.0), "xy": (0.78, 0.69, 0.58, 340.0), "hybrid": (0.79, 0.68, 0.56, 360.0),
+              "merge-xx0.5-xy": (0.80, 0.69, 0.57, 350.0)}
+    for seed in (0, 1, 2):
+        for recipe, (mo, cr, mul, rd) in values.items():
+            folder = combine / "xquad-r" / f"{recipe}-seed{seed}"
+            folder.mkdir(parents=True)
+            (folder / "none.json").write_text(json.dumps(fake_report(mo, cr, mul + seed / 100, rd)))
+            (folder / "center.json").write_text(json.dumps(fake_report(mo - 0.005, cr + 0.01, mul + 0.05, rd - 80)))
+    (combine / "xquad-r" / "start").mkdir()
+    (combine / "xquad-r" / "start" / "none.json").write_text(json.dumps(fake_report(0.80, 0.64, 0.30, 1211.0)))
+    (combine / "selection.json").write_text(json.dumps({
+        "rule": "highest mean", "selected": "merge-xx0.5-xy+center",
+        "scores": {"merge-xx0.5-xy+center": 0.7, "xy+none": 0.65, "hybrid+none": 0.64, "xx+none": 0.6}}))
+    (combine / "retrain").mkdir()
+    (combine / "retrain" / "alpha1-seed0.json").write_text(json.dumps({
+        "run": "alpha1-seed0", "config_identical": True, "log_max_abs_diff": 0.0, "report_max_abs_diff": 2e-6}))
+    from combine_page import combine_section
+    text = "\n".join(combine_section(combine, tmp_path, {}))
+    # the selected pipeline: the merge with centring, Mo. 0.795, Mul. 0.57 + 0.05, rank distance 270
+    assert "| X-X-mono ⊕ X-Y, λ = 0.5 **(selected)** | centring | 3 | 0.795 ± 0.000 | 0.700 ± 0.000 | 0.620 ± 0.000 | 270.0 ± 0.0 |" in text
+    assert "Mo. 0.795 (target ≥ 0.800: missed by 0.005), Mul. 0.620 (≥ 0.600: met), rank distance 270.0 (≤ 300: met)" in text
+    # the reference is X-Y (best pure validation score; its Mul. is 0.59 on average over seeds)
+    assert "X-Y (α = 0) as encoded (3 seeds): Mo. +0.015, Cr. +0.010, Mul. +0.030, rank distance -70.0; at least as good on all four" in text
+    assert "**Target not reached**." in text
+    row = next(line for line in text.splitlines() if line.startswith("| seeds 0, 1, 2 |"))
+    assert [c.split(",")[0].strip() for c in row.strip("|").split("|")[1:]] == ["11 / 0", "110 / 0", "11 / 0", "11 / 0"]
+    assert "| alpha1-seed0 | yes | 0 | 2e-06 |" in text
+    assert (tmp_path / "combine-pareto.png").read_bytes()[:4] == b"\x89PNG"
