@@ -167,7 +167,7 @@ def sharded(model: str, dataset: str) -> dict:
                    "--dtype", "float32", "--shard-size", "256"]
             if nproc > 1:
                 cmd = ["-m", "torch.distributed.run", "--nproc_per_node", str(nproc), "--master_addr", "127.0.0.1",
-                       "--master_port", "29731"] + cmd[1:]
+                       "--master_port", "29731"] + cmd
             env = {**os.environ, "OMP_NUM_THREADS": str(os.cpu_count() // nproc)}
             t = time.perf_counter()
             subprocess.run([sys.executable, *cmd], check=True, env=env, capture_output=True)
