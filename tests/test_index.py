@@ -314,3 +314,24 @@ def test_format_version_and_sizes_are_checked(built, monkeypatch):
     (root / "pt_meta.json").write_text(json.dumps(meta))
     with pytest.raises(CorruptIndexError, match=r"format 1, and this pyterrier-hybrid reads format 2; rebuild it"):
         len(FaissIndex(root))
+
+
+def test_refine_rescores_compressed_candidates_exactly_from_disk(tmp_path):
+    docs, vecs = random_docs(n=3000, dim=16, seed=11)
+    index = FaissIndex(tmp_path / "pq", index_type="IVF16,PQ4", train_size=3000, keep_vectors=True).index(iter(docs))
+    assert set(json.loads((tmp_path / "pq" / "pt_meta.json").read_text())["files"]) >= {"index.faiss", "vectors.f32"}
+    q = np.random.default_rng(12).normal(size=(40, 16)).astype(np.float32)
+    exact = np.argsort(-(q @ vecs.T), axis=1)[:, :10]
+    _, coarse = index.search(q, 10, nprobe=16)
+    scores, refined = index.search(q, 10, nprobe=16, refine=300)
+    overlap = lambda ids: np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, exact)])  # noqa: E731
+    assert overlap(refined) > overlap(coarse) and overlap(refined) > 0.95
+    np.testing.assert_allclose(scores, np.take_along_axis(q @ vecs.T, refined, axis=1), rtol=1e-5)  # exact scores
+    assert (np.diff(scores, axis=1) <= 0).all()
+    res = FaissIndex(tmp_path / "pq").retriever(num_results=10, nprobe=16, refine=300)(query_frame(q[:2]))
+    assert list(res[res.qid == "q0"].docno) == [docs[i]["docno"] for i in refined[0]]
+    lean = FaissIndex(tmp_path / "lean", index_type="IVF16,PQ4", train_size=3000).index(iter(docs))
+    with pytest.raises(ValueError, match="built without keep_vectors=True: rebuild it with it"):
+        lean.retriever(refine=100)
+    with pytest.raises(ValueError, match="is exact already"):
+        FaissIndex.from_vectors(vecs, [d["docno"] for d in docs]).search(q, 5, refine=50)

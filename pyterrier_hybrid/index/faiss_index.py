@@ -62,6 +62,8 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         ivf_nlist: number of cells for ``"ivf"``.
         train_size: vectors a trained type (IVF, PQ) learns from, spread evenly over the corpus
             (default: 64 per IVF cell, at least 10,000).
+        keep_vectors: an approximate type also keeps the exact vectors on disk (never in memory), so that
+            ``search(refine=R)`` can re-score its top R candidates exactly.
         overwrite: replace an existing index at ``path`` when indexing.
         verbose: show progress bars.
         language_removal: ``"center"`` or ``"lir"``: remove each document's language identity before it is stored,
@@ -77,7 +79,8 @@ class FaissIndex(pt.Artifact, pt.Indexer):
     ARTIFACT_FORMAT = storage.ARTIFACT_FORMAT
 
     def __init__(self, path: str | Path, *, index_type: str = "flat", hnsw_m: int = 32, ivf_nlist: int = 256,
-                 train_size: Optional[int] = None, overwrite: bool = False, verbose: bool = False,
+                 train_size: Optional[int] = None, keep_vectors: bool = False, overwrite: bool = False,
+                 verbose: bool = False,
                  language_removal: Optional[str] = None, lir_k: Optional[int] = None,
                  language_stats: Optional[LanguageIdentity] = None):
         super().__init__(path)
@@ -86,6 +89,7 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         _check_removal(language_removal, lir_k, language_stats)
         self.language_removal, self.lir_k, self.language_stats = language_removal, lir_k, language_stats
         self.index_type, self.hnsw_m, self.ivf_nlist, self.train_size = index_type, hnsw_m, ivf_nlist, train_size
+        self.keep_vectors = keep_vectors
         self.overwrite, self.verbose = overwrite, verbose
         self._loaded: Optional[_Contents] = None
         self._subsets: Dict[tuple, np.ndarray] = {}
@@ -158,6 +162,8 @@ class FaissIndex(pt.Artifact, pt.Indexer):
                 contents.vectors_path = root / storage.VECTORS
         else:
             contents.faiss_index = faiss.read_index(str(root / storage.FAISS))
+            if storage.VECTORS in meta["files"]:  # kept for exact re-scoring, read from disk row by row
+                contents.vectors_path = root / storage.VECTORS
             if contents.faiss_index.ntotal != n:
                 raise CorruptIndexError(f"{root} is inconsistent: {contents.faiss_index.ntotal} vectors in "
                                         f"{storage.FAISS}, doc_count {n}; rebuild it")
@@ -234,7 +240,7 @@ class FaissIndex(pt.Artifact, pt.Indexer):
 
     def search(self, query_vecs: np.ndarray, k: Optional[int], langs: Optional[Sequence[str]] = None,
                *, query_langs: Optional[Sequence[str]] = None, nprobe: int = 16,
-               ef_search: int = 128) -> Tuple[np.ndarray, np.ndarray]:
+               ef_search: int = 128, refine: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
         """Top-``k`` inner-product search.
 
         Args:
@@ -244,12 +250,18 @@ class FaissIndex(pt.Artifact, pt.Indexer):
             query_langs: each query's language, for an index that removes language identity by centring.
             nprobe: IVF cells to visit.
             ef_search: HNSW search breadth.
+            refine: an approximate index built with ``keep_vectors=True``: take its top ``refine`` (≥ k)
+                candidates and re-score them exactly from the vectors on disk.
 
         Returns:
             ``(scores, ids)``, each ``[n_queries, k]``; ``ids`` are document positions, ``-1`` where an
             approximate index found fewer than ``k``.
         """
         c = self._contents()
+        if refine is not None and (c.faiss_index is None or c.vectors_path is None):
+            raise ValueError(f"refine= re-scores an approximate index's candidates from its kept vectors; "
+                             f"{self._where()} is " + ("exact already" if c.faiss_index is None else
+                                                       "built without keep_vectors=True: rebuild it with it"))
         q = self.prepare_queries(query_vecs, query_langs)
         ids = self.lang_ids(langs)
         allowed = c.n if ids is None else len(ids)
@@ -259,7 +271,9 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         if c.faiss_index is None:
             return exact_search(q, self._blocks(langs), k)
         sel = None if ids is None else faiss.IDSelectorBatch(ids)
-        return c.faiss_index.search(q, k, params=search_params(c.faiss_index, sel, nprobe, ef_search, k))
+        wide = k if refine is None else min(max(refine, k), allowed)
+        scores, found = c.faiss_index.search(q, wide, params=search_params(c.faiss_index, sel, nprobe, ef_search, wide))
+        return (scores, found) if refine is None else _rescore(q, found, c.vectors_path, c.n, c.dim, k)
 
     def scores(self, query_vecs: np.ndarray, langs: Optional[Sequence[str]] = None, *,
                query_langs: Optional[Sequence[str]] = None) -> Tuple[np.ndarray, np.ndarray]:
@@ -306,7 +320,8 @@ class FaissIndex(pt.Artifact, pt.Indexer):
                 yield positions, vecs
 
     def retriever(self, encoder=None, *, num_results: Optional[int] = 1000, langs: Optional[Sequence[str]] = None,
-                  query_lang: Optional[str] = None, nprobe: int = 16, ef_search: int = 128) -> pt.Transformer:
+                  query_lang: Optional[str] = None, nprobe: int = 16, ef_search: int = 128,
+                  refine: Optional[int] = None) -> pt.Transformer:
         """A transformer from queries to a ranking of this index.
 
         Args:
@@ -318,6 +333,7 @@ class FaissIndex(pt.Artifact, pt.Indexer):
                 it, a ``lang`` column, else each qid's ``"<lang>:"`` prefix, says it.
             nprobe: IVF cells to visit.
             ef_search: HNSW search breadth.
+            refine: re-score this many approximate candidates exactly (see :meth:`search`).
         """
         from .retriever import FaissRetriever
 
@@ -325,8 +341,11 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         language = self._contents().language
         if query_lang is not None and language is not None and language.method == "center":
             language.codes([query_lang])  # fail now on a language the index has no statistics for
+        c = self._contents()
+        if refine is not None and (c.faiss_index is None or c.vectors_path is None):
+            self.search(np.zeros((0, self.dim), np.float32), 1, refine=refine)  # the same clear error, now
         retr = FaissRetriever(self, num_results=num_results, langs=langs, query_lang=query_lang, nprobe=nprobe,
-                              ef_search=ef_search)
+                              ef_search=ef_search, refine=refine)
         return retr if encoder is None else encoder.query_encoder() >> retr
 
     # ---- writing ----------------------------------------------------------------------------
@@ -382,8 +401,9 @@ class FaissIndex(pt.Artifact, pt.Indexer):
                                                                 writer.lang_names)
         if factory is not None:
             files[storage.FAISS] = self._build_faiss(root, factory, writer.n, writer.dim)
-            del files[storage.VECTORS]
-            (root / storage.VECTORS).unlink()
+            if not self.keep_vectors:
+                del files[storage.VECTORS]
+                (root / storage.VECTORS).unlink()
         if language is not None:
             (root / storage.LANGUAGE).write_bytes(language.to_bytes())
             files[storage.LANGUAGE] = {"size": (root / storage.LANGUAGE).stat().st_size,
@@ -416,6 +436,25 @@ class FaissIndex(pt.Artifact, pt.Indexer):
                 index.add(vecs)
         faiss.write_index(index, str(root / storage.FAISS))
         return {"size": (root / storage.FAISS).stat().st_size, "md5": storage.md5_file(root / storage.FAISS)}
+
+
+def _rescore(q: np.ndarray, found: np.ndarray, path: Path, n: int, dim: int, k: int,
+             block: int = 256) -> Tuple[np.ndarray, np.ndarray]:
+    """Exact inner products of each query's candidates, read from the vectors file (only those rows), top ``k``."""
+    vectors = np.memmap(path, dtype=np.float32, mode="r", shape=(n, dim))
+    scores = np.full((len(q), k), -np.inf, dtype=np.float32)
+    ids = np.full((len(q), k), -1, dtype=np.int64)
+    for start in range(0, len(q), block):
+        cand = found[start:start + block]
+        rows = np.unique(cand[cand >= 0])
+        at = np.searchsorted(rows, np.maximum(cand, 0))
+        exact = np.einsum("qd,qcd->qc", q[start:start + block], np.asarray(vectors[rows])[at])
+        exact[cand < 0] = -np.inf
+        order = np.argsort(-exact, axis=1, kind="stable")[:, :k]
+        scores[start:start + len(cand)] = np.take_along_axis(exact, order, axis=1)
+        ids[start:start + len(cand)] = np.where(np.isfinite(scores[start:start + len(cand)]),
+                                                np.take_along_axis(cand, order, axis=1), -1)
+    return scores, ids
 
 
 def _sample(f, n: int, dim: int, size: int, parts: int = 16) -> np.ndarray:

@@ -16,9 +16,9 @@ class FaissRetriever(pt.Transformer):
     """Searches a :class:`FaissIndex` with the ``query_vec`` column. Use :meth:`FaissIndex.retriever`."""
 
     def __init__(self, index, *, num_results: Optional[int], langs: Optional[Sequence[str]],
-                 query_lang: Optional[str], nprobe: int, ef_search: int):
+                 query_lang: Optional[str], nprobe: int, ef_search: int, refine: Optional[int] = None):
         self.index, self.num_results, self.langs, self.query_lang = index, num_results, langs, query_lang
-        self.nprobe, self.ef_search = nprobe, ef_search
+        self.nprobe, self.ef_search, self.refine = nprobe, ef_search, refine
 
     def _query_langs(self, inp: pd.DataFrame) -> Optional[List[str]]:
         """Each query's language, when the index needs it (centring): query_lang=, a lang column, or the qid."""
@@ -43,7 +43,7 @@ class FaissRetriever(pt.Transformer):
             return rest.assign(docno=pd.Series(dtype=object), docid=pd.Series(dtype=np.int64),
                                score=pd.Series(dtype=np.float32), rank=pd.Series(dtype=np.int64))
         scores, ids = self.index.search(np.stack(inp["query_vec"]), self.num_results, self.langs,
-                                        query_langs=self._query_langs(inp), nprobe=self.nprobe,
+                                        query_langs=self._query_langs(inp), nprobe=self.nprobe, refine=self.refine,
                                         ef_search=self.ef_search)
         keep = ids >= 0
         per_query = keep.sum(1)
