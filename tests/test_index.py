@@ -251,12 +251,18 @@ def test_blocked_search_from_disk_equals_in_memory(tmp_path, monkeypatch):
     assert [docs[i]["lang"] for i in ids] == ["de"] * len(ids) and len(ids) == 333
 
 
-def test_docnos_are_read_on_demand(built):
+@pytest.mark.parametrize("cached", [True, False], ids=["decoded-once", "on-demand"])
+def test_docnos_are_read_on_demand(built, monkeypatch, cached):
+    from pyterrier_hybrid.index import storage
+    if not cached:  # an index over the cache size decodes only the docnos asked for
+        monkeypatch.setattr(storage, "DOCNO_CACHE", 0)
     index, docs, _ = built
     docnos = FaissIndex(index.path).docnos
     assert len(docnos) == 300 and docnos[0] == "en:0" and docnos[-1] == docs[-1]["docno"]
     np.testing.assert_array_equal(docnos[np.array([5, 0, 299])], np.array(["fr:5", "en:0", docs[299]["docno"]], object))
     assert list(docnos) == [d["docno"] for d in docs]
+    np.testing.assert_array_equal(docnos[np.array([7, 7, 2])], np.array([docs[7]["docno"]] * 2 + [docs[2]["docno"]], object))
+    assert (docnos._all is not None) == cached
 
 
 def test_factory_string_index_is_compressed_and_close_to_exact(tmp_path):

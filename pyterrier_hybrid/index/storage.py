@@ -36,6 +36,8 @@ VECTORS, FAISS, DOCNOS, OFFSETS, LANGS, LANGUAGE = ("vectors.f32", "index.faiss"
 VERIFY_BYTES = 1 << 30
 #: documents per block when vectors are read from disk (about 400 MB at 384-d)
 READ_BLOCK = 1 << 18
+#: up to this many docnos are decoded once into an array on first use (2M short strings: about 150 MB)
+DOCNO_CACHE = 1 << 21
 
 
 class CorruptIndexError(ValueError):
@@ -187,12 +189,14 @@ def verify_md5(root: Path, meta: dict) -> None:
 
 class DocnoArray:
     """Docnos read from disk on demand: ``docnos[ids]`` gives an object array of str, without building every
-    docno of a 10M-document index up front."""
+    docno of a 10M-document index up front. An index of up to 2M documents decodes them all once, on first
+    use, so that full rankings (millions of rows) index an array instead of decoding each row."""
 
     def __init__(self, text: Path, offsets: Path, n: int):
         self._text = np.memmap(text, dtype=np.uint8, mode="r") if n else np.zeros(0, np.uint8)
         self._offsets = np.memmap(offsets, dtype=np.int64, mode="r", shape=(n + 1,))
         self._n = n
+        self._all: Optional[np.ndarray] = None
 
     def __len__(self) -> int:
         return self._n
@@ -202,10 +206,19 @@ class DocnoArray:
             i = int(ids) + (self._n if ids < 0 else 0)
             return bytes(self._text[self._offsets[i]:self._offsets[i + 1] - 1]).decode("utf-8")
         ids = np.arange(self._n)[ids] if isinstance(ids, slice) else np.asarray(ids, dtype=np.int64)
-        starts, ends = self._offsets[ids], self._offsets[ids + 1] - 1
+        if self._n <= DOCNO_CACHE:
+            if self._all is None:
+                self._all = self._decode(np.arange(self._n))
+            return self._all[ids]
+        unique, inverse = np.unique(ids, return_inverse=True)  # a ranking repeats docnos across its queries
+        return self._decode(unique)[inverse]
+
+    def _decode(self, ids: np.ndarray) -> np.ndarray:
+        text = bytes(self._text[self._offsets[ids[0]]:self._offsets[ids[-1] + 1]]) if len(ids) else b""
+        base = self._offsets[ids[0]] if len(ids) else 0
         out = np.empty(len(ids), dtype=object)
-        for j, (a, b) in enumerate(zip(starts, ends)):
-            out[j] = bytes(self._text[a:b]).decode("utf-8")
+        for j, (a, b) in enumerate(zip(self._offsets[ids] - base, self._offsets[ids + 1] - 1 - base)):
+            out[j] = text[a:b].decode("utf-8")
         return out
 
     def __iter__(self):
