@@ -84,7 +84,7 @@ class Study:
     def merge(self, a: str, b: str, weight: float, seed: int) -> Path:
         out = self.path(f"{merge_name(a, b, weight)}-seed{seed}")
         if not (out / "config.json").is_file():
-            parent = {"start": "start"}.get(b, f"{b}-seed{seed}")
+            parent = "start" if b == "start" else f"{b}-seed{seed}"
             cli("merge", str(self.path(f"{a}-seed{seed}")), str(self.path(parent)), "--weight", str(weight),
                 "--out", str(out), "--overwrite")
         return out

@@ -18,6 +18,7 @@ import numpy as np
 import pyterrier as pt
 
 from ._atomic import atomic_write_text
+from .sparse import pisa_bm25
 
 #: a benchmark's conventional measures, by the start of its ir_datasets name (the first match counts)
 BENCHMARK_MEASURES = [
@@ -96,7 +97,9 @@ def evaluate_collection(pattern: str, langs: Optional[Sequence[str]], *, encoder
                                         num_results, verbose))
                 names.append(encoder.name)
             if bm25:
-                pipelines.append(_bm25(dataset, Path(work) / f"bm25-{lang or 'corpus'}", num_results))
+                path = Path(work) / f"bm25-{lang or 'corpus'}"
+                pipelines.append(pisa_bm25(path, dataset.get_corpus_iter(verbose=False), num_results,
+                                           path.with_suffix(".log")))
                 names.append("BM25 (pisa)")
             table = pt.Experiment(pipelines, topics, qrels, eval_metrics=measures, names=names)
             for _, row in table.iterrows():
@@ -133,19 +136,6 @@ def _dense(encoder, dataset, name: str, path: Path, num_results: int, verbose: b
         raise ValueError(f"{path} holds {len(index)} documents but irds:{name} has {dataset.irds_ref().docs_count()}; "
                          "it indexes another corpus: remove it or give another --index-dir")
     return index.retriever(encoder, num_results=num_results)
-
-
-def _bm25(dataset, path: Path, num_results: int) -> pt.Transformer:
-    from pyterrier_pisa import PisaIndex
-
-    from ._quiet import LoggedTransformer, console_to
-
-    log = path.with_suffix(".log")
-    index = PisaIndex(str(path), stemmer="none", text_field="text", overwrite=True)
-    with console_to(log):
-        index.index(dataset.get_corpus_iter(verbose=False))
-        retriever = index.bm25(num_results=num_results)
-    return LoggedTransformer(retriever, log)
 
 
 def collection_markdown(report: dict) -> str:

@@ -2,11 +2,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Iterable, List, Optional
 
 import pyterrier as pt
 
 from ._quiet import LoggedTransformer, console_to
+
+
+def pisa_bm25(path: str | Path, docs: Iterable[dict], num_results: int, log: Path,
+              stemmer: str = "none") -> pt.Transformer:
+    """Index ``docs`` with PISA at ``path`` and return its BM25 retriever; PISA's log goes to ``log``."""
+    from pyterrier_pisa import PisaIndex
+
+    index = PisaIndex(str(path), stemmer=stemmer, text_field="text", overwrite=True)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with console_to(log):  # bm25() compresses the index and builds its score bounds: it logs too
+        index.index(iter(docs))
+        bm25 = index.bm25(num_results=num_results)
+    return LoggedTransformer(bm25, log)
 
 
 def bm25_builder(workdir: str | Path, stemmer: str = "none",
@@ -22,16 +35,9 @@ def bm25_builder(workdir: str | Path, stemmer: str = "none",
         stemmer: PISA's stemmer; ``"none"`` suits a multilingual corpus (its stemmers are English).
         log: the file PISA's log is appended to; default ``workdir/pisa.log``.
     """
-    from pyterrier_pisa import PisaIndex
-
     log = Path(log) if log is not None else Path(workdir) / "pisa.log"
 
     def build(docs: List[dict], name: str) -> pt.Transformer:
-        index = PisaIndex(str(Path(workdir) / f"bm25-{name}"), stemmer=stemmer, text_field="text", overwrite=True)
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with console_to(log):  # bm25() compresses the index and builds its score bounds: it logs too
-            index.index(iter(docs))
-            bm25 = index.bm25(num_results=len(docs))
-        return LoggedTransformer(bm25, log)
+        return pisa_bm25(Path(workdir) / f"bm25-{name}", docs, len(docs), log, stemmer)
 
     return build

@@ -125,8 +125,7 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         language = language_stats
         if language_removal and language is None:
             if (codes < 0).any():
-                raise ValueError(f"{int((codes < 0).sum())} documents have no 'lang'; language removal needs every "
-                                 "document's language (ir_datasets docs with a lang field, or a 'lang' column)")
+                raise storage.missing_langs(int((codes < 0).sum()))
             language = LanguageIdentity.fit(vecs, _names(codes, lang_names), language_removal, lir_k)
         if language is not None:
             vecs = np.ascontiguousarray(language.transform(vecs, _names(codes, lang_names)), dtype=np.float32)
@@ -258,10 +257,7 @@ class FaissIndex(pt.Artifact, pt.Indexer):
             approximate index found fewer than ``k``.
         """
         c = self._contents()
-        if refine is not None and (c.faiss_index is None or c.vectors_path is None):
-            raise ValueError(f"refine= re-scores an approximate index's candidates from its kept vectors; "
-                             f"{self._where()} is " + ("exact already" if c.faiss_index is None else
-                                                       "built without keep_vectors=True: rebuild it with it"))
+        self._check_refine(refine)
         q = self.prepare_queries(query_vecs, query_langs)
         ids = self.lang_ids(langs)
         allowed = c.n if ids is None else len(ids)
@@ -319,6 +315,13 @@ class FaissIndex(pt.Artifact, pt.Indexer):
                     positions, vecs = positions[keep], np.ascontiguousarray(vecs[keep])
                 yield positions, vecs
 
+    def _check_refine(self, refine: Optional[int]) -> None:
+        c = self._contents()
+        if refine is not None and (c.faiss_index is None or c.vectors_path is None):
+            raise ValueError(f"refine= re-scores an approximate index's candidates from its kept vectors; "
+                             f"{self._where()} is " + ("exact already" if c.faiss_index is None else
+                                                       "built without keep_vectors=True: rebuild it with it"))
+
     def retriever(self, encoder=None, *, num_results: Optional[int] = 1000, langs: Optional[Sequence[str]] = None,
                   query_lang: Optional[str] = None, nprobe: int = 16, ef_search: int = 128,
                   refine: Optional[int] = None) -> pt.Transformer:
@@ -341,9 +344,7 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         language = self._contents().language
         if query_lang is not None and language is not None and language.method == "center":
             language.codes([query_lang])  # fail now on a language the index has no statistics for
-        c = self._contents()
-        if refine is not None and (c.faiss_index is None or c.vectors_path is None):
-            self.search(np.zeros((0, self.dim), np.float32), 1, refine=refine)  # the same clear error, now
+        self._check_refine(refine)
         retr = FaissRetriever(self, num_results=num_results, langs=langs, query_lang=query_lang, nprobe=nprobe,
                               ef_search=ef_search, refine=refine)
         return retr if encoder is None else encoder.query_encoder() >> retr

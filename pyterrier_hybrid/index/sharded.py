@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from .._atomic import atomic_directory, atomic_write_text
 from . import storage
-from .faiss_index import CHUNK, Chunk, FaissIndex, _check_vectors, _lang_codes
+from .faiss_index import CHUNK, Chunk, FaissIndex, _check_vectors, _chunks, _lang_codes
 from .storage import DocnoArray
 
 logger = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ def _check_plan(work: Path, plan: dict, rank: int) -> None:
 def _write_shard(root: Path, encoder, docs: Iterator[dict], first: int) -> None:
     writer = storage.StoreWriter(root)
     doc_encoder = encoder.doc_encoder()
-    for batch in iter(lambda: list(itertools.islice(docs, CHUNK)), []):
+    for batch in _chunks(docs, CHUNK):
         frame = pd.DataFrame(batch)
         if "docno" not in frame.columns:
             raise KeyError(f"documents from {first + writer.n} have no 'docno' (or 'doc_id'); they have "

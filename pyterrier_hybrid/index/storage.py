@@ -105,12 +105,17 @@ class StoreWriter:
         """Language statistics of every document written so far (every document needs a language)."""
         known = sum(self.counts)
         if known < self.n:
-            raise ValueError(f"{self.n - known} documents have no 'lang'; language removal needs every document's "
-                             "language (ir_datasets docs with a lang field, or a 'lang' column)")
+            raise missing_langs(self.n - known)
         return LanguageIdentity.from_sums(self.lang_names, np.stack(self.sums), self.counts, method, k)
 
     def close(self) -> Dict[str, Dict[str, object]]:
         return {name: f.close() for name, f in self.files.items()}
+
+
+def missing_langs(count: int) -> ValueError:
+    """The error for documents without a language when language removal is estimated from them."""
+    return ValueError(f"{count} documents have no 'lang'; language removal needs every document's language "
+                      "(ir_datasets docs with a lang field, or a 'lang' column)")
 
 
 def transform_in_place(path: Path, dim: int, language: LanguageIdentity, codes: np.ndarray,

@@ -107,6 +107,7 @@ class IrdsSource:
                  languages: Dict[str, _Language], rows: Dict[str, np.ndarray]):
         self.name, self._pids, self._items = name, parallel_ids, item_ids
         self.languages, self.rows = languages, rows
+        self._description: Optional[dict] = None  # the source never changes: fingerprinted once
         if len(item_ids) == 0:
             raise ValueError(f"training source {name!r} has no items")
 
@@ -141,16 +142,21 @@ class IrdsSource:
                           {lang: r[keep] for lang, r in self.rows.items()})
 
     def describe(self) -> dict:
-        """Name, size, languages, the datasets and a fingerprint of every item's ids and query texts."""
+        """Name, size, languages, the datasets and a fingerprint of every item's ids and query texts.
+
+        Computed once (every checkpoint records it, and it reads every item)."""
+        if self._description is not None:
+            return self._description
         h = hashlib.sha1()
         for i in range(len(self)):
             for lang in self.item_langs(i):
                 language, row = self.languages[lang], int(self.rows[lang][i])
                 h.update("\0".join((self.parallel_id(i), lang, language.queries[row], language.positives[row],
                                     *language.negative_ids(row))).encode("utf-8"))
-        return {"name": self.name, "items": len(self), "langs": self.langs, "sha1": h.hexdigest(),
-                "datasets": {lang: x.dataset for lang, x in self.languages.items()},
-                "docpairs_scanned": {lang: x.docpairs_scanned for lang, x in self.languages.items()}}
+        self._description = {"name": self.name, "items": len(self), "langs": self.langs, "sha1": h.hexdigest(),
+                             "datasets": {lang: x.dataset for lang, x in self.languages.items()},
+                             "docpairs_scanned": {lang: x.docpairs_scanned for lang, x in self.languages.items()}}
+        return self._description
 
 
 def from_irds(pattern: str, langs: Sequence[str], max_items: Optional[int] = None,
