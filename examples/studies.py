@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -146,10 +147,21 @@ def evaluate_last_step(recipe: Recipe, run: Run, results: Path, work: Path, comm
     return target
 
 
-def git_commit(path: Path, message: str) -> None:
-    """Commit ``path`` alone (other staged changes stay staged)."""
-    subprocess.run(["git", "-C", str(REPO), "add", str(path)], check=True)
-    subprocess.run(["git", "-C", str(REPO), "commit", "-q", "-m", message, "--", str(path)], check=True)
+def git_commit(path: Path, message: str, tries: int = 30) -> None:
+    """Commit ``path`` alone (other staged changes stay staged).
+
+    A study runs for hours beside other work in the same checkout, where a commit of that work can hold git's
+    index lock for a moment, so a failed attempt is retried for ``tries`` seconds instead of ending the study.
+    """
+    for _ in range(tries):
+        failed = [r.stderr for r in (subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+                                     for args in (["add", str(path)],
+                                                  ["commit", "-q", "-m", message, "--", str(path)]))
+                  if r.returncode != 0]
+        if not failed:
+            return
+        time.sleep(1)
+    raise SystemExit(f"git commit of {path} failed ({failed[0].strip()}); commit it by hand")
 
 
 def max_difference(a, b, skip: Sequence[str] = ("name", "timing", "seconds")) -> float:
