@@ -18,9 +18,14 @@ study's committed reports encode trained models at their training length, 96). E
 checked against the α study: identical config and log, and its report at 96 tokens against the committed one
 (``docs/results/combine/retrain/<run>.json``).
 
+The reverse direction (``--direction reverse``) does the same with the α study's reverse runs: trained on XQuAD-R,
+tested on the full MLQA-R protocol (seed 0). It selects nothing: it evaluates every pipeline, and the page judges
+the pipeline already selected on MLQA-R validation ids, so it needs ``selection.json`` first.
+
 Finished artifacts are skipped, so the study resumes; ``--commit`` commits each model's as they are written.
 
     python examples/combine.py --model .cache/me5 --commit [--seeds 0,1,2]
+    python examples/combine.py --model .cache/me5 --commit --direction reverse --seeds 0
 """
 from __future__ import annotations
 
@@ -31,7 +36,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).parent))
-from alpha_sweep import RECIPE_FLAGS  # noqa: E402
+from alpha_sweep import RECIPE_FLAGS, study  # noqa: E402
 from studies import (REPO, RESULTS, Recipe, Run, cli, git_commit, load_run, max_difference, train_args,  # noqa: E402
                      use_shared_data)
 
@@ -47,6 +52,8 @@ MERGES = [("xx", "xy", 0.25), ("xx", "xy", 0.5), ("xx", "xy", 0.75), ("hybrid", 
           ("hybrid", "start", 0.75)]
 HOLDOUT = Recipe.val_fraction
 SELECTION_SEED = 0
+#: direction -> (the α study whose committed runs are retrained, the test protocol, where the artifacts go)
+DIRECTIONS = {"forward": ("alpha", "xquad-r", OUT), "reverse": ("reverse", "mlqa-r", OUT / "reverse")}
 RULE = ("highest mean of Mo., Cr. and Mul. mAP on MLQA-R's held-out validation ids (--holdout 0.1), seed 0; "
         "the selected pipeline (model recipe + removal variant) is then used for every seed")
 
@@ -66,9 +73,20 @@ def model_names(seed: int) -> List[str]:
 
 
 class Study:
-    def __init__(self, model: str, work: Path, commit: bool):
-        self.recipe = Recipe(model=model)
-        self.work, self.commit = work, commit
+    """One direction's models and reports.
+
+    Args:
+        model: the starting checkpoint.
+        work: models, merges and vector caches (not committed).
+        commit: git-commit each model's artifacts as they are written.
+        direction: ``"forward"`` (train on MLQA-R, test on XQuAD-R) or ``"reverse"``.
+    """
+
+    def __init__(self, model: str, work: Path, commit: bool, direction: str = "forward"):
+        self.alpha_study, self.test, self.out = DIRECTIONS[direction]
+        self.recipe = study(self.alpha_study, model)[0]
+        self.work = work if direction == "forward" else work / direction
+        self.commit = commit
 
     def path(self, name: str) -> Path:
         return Path(self.recipe.model) if name == "start" else self.work / "models" / name
@@ -135,14 +153,14 @@ class Study:
     def check_retrain(self, strategy: str, seed: int) -> dict:
         """Config, log and report at the training length (96) against the α study's committed artifacts."""
         run = pure_run(strategy, seed)
-        path = OUT / "retrain" / f"{run.name}.json"
+        path = self.out / "retrain" / f"{run.name}.json"
         if path.is_file():
             return json.loads(path.read_text())
         model = self.train(strategy, seed)
-        committed = load_run(RESULTS / "alpha" / run.name)
+        committed = load_run(RESULTS / self.alpha_study / run.name)
         config = json.loads((model / "training_config.json").read_text())
         log = [json.loads(line) for line in (model / "train_log.jsonl").read_text().splitlines()]
-        report = self.evaluate(f"{strategy}-seed{seed}", "xquad-r", None, self.work / "at-training-length",
+        report = self.evaluate(f"{strategy}-seed{seed}", self.test, None, self.work / "at-training-length",
                                doc_length=TRAINING_LENGTH, removals=("none",))["none"]
         check = {"run": run.name, "config_identical": config == committed["config"],
                  "log_max_abs_diff": max_difference(committed["log"], log),
@@ -155,6 +173,19 @@ class Study:
             git_commit(path, f"{path.relative_to(REPO)}: retrained run checked against the α study")
         return check
 
+    def run_seed(self, seed: int) -> None:
+        """Train, merge and evaluate one seed; selection first when this is the selecting seed (forward only)."""
+        for strategy in PURE:
+            self.train(strategy, seed)
+        for a, b, weight in MERGES:
+            self.merge(a, b, weight, seed)
+        if self.test == "xquad-r" and seed == SELECTION_SEED:
+            print(f"selected: {self.select()['selected']}", flush=True)
+        for name in model_names(seed):
+            self.evaluate(name, self.test, None, self.out / self.test)
+        for strategy in PURE:  # while this seed's weights are on disk: a later sitting would retrain them
+            print(json.dumps(self.check_retrain(strategy, seed)), flush=True)
+
 
 def recipe_of(name: str) -> str:
     """A model's recipe without its seed: the unit that selection picks."""
@@ -166,22 +197,17 @@ def main() -> None:
     p.add_argument("--model", required=True, help="the starting checkpoint (multilingual-e5-small), as the α study's")
     p.add_argument("--work", default="runs/combine", help="models, merges and vector caches (not committed)")
     p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--direction", choices=list(DIRECTIONS), default="forward",
+                   help="forward: train on MLQA-R, test on XQuAD-R (selects); reverse: train on XQuAD-R, test on MLQA-R")
     p.add_argument("--commit", action="store_true", help="git-commit each model's artifacts as they are written")
     args = p.parse_args()
     use_shared_data()
-    study = Study(args.model, Path(args.work), args.commit)
-    seeds = [int(s) for s in args.seeds.split(",")]
-    for seed in seeds:
-        for strategy in PURE:
-            study.train(strategy, seed)
-        for a, b, weight in MERGES:
-            study.merge(a, b, weight, seed)
-        if seed == SELECTION_SEED:
-            print(f"selected: {study.select()['selected']}", flush=True)
-        for name in model_names(seed):
-            study.evaluate(name, "xquad-r", None, OUT / "xquad-r")
-        for strategy in PURE:  # while this seed's weights are on disk: a later sitting would retrain them
-            print(json.dumps(study.check_retrain(strategy, seed)), flush=True)
+    if args.direction == "reverse" and not (OUT / "selection.json").is_file():
+        p.error("--direction reverse judges the pipeline selected on MLQA-R validation ids: "
+                "run the forward direction's seed 0 first (it writes docs/results/combine/selection.json)")
+    combine = Study(args.model, Path(args.work), args.commit, args.direction)
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        combine.run_seed(seed)
     print("tables and figures: python examples/results.py")
 
 

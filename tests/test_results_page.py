@@ -164,8 +164,22 @@ def test_combine_section(tmp_path):
     (combine / "retrain").mkdir()
     (combine / "retrain" / "alpha1-seed0.json").write_text(json.dumps({
         "run": "alpha1-seed0", "config_identical": True, "log_max_abs_diff": 0.0, "report_max_abs_diff": 2e-6}))
+    # the reverse direction, seed 0: the forward choice judged on MLQA-R, where it loses Mo. to X-Y
+    for recipe, removal, numbers in [("xy", "none", (0.66, 0.62, 0.50, 230.0)),
+                                     ("merge-xx0.5-xy", "center", (0.65, 0.63, 0.53, 210.0))]:
+        folder = combine / "reverse" / "mlqa-r" / f"{recipe}-seed0"
+        folder.mkdir(parents=True)
+        (folder / f"{removal}.json").write_text(json.dumps(fake_report(*numbers)))
+    (combine / "reverse" / "retrain").mkdir()
+    (combine / "reverse" / "retrain" / "alpha0-seed0.json").write_text(json.dumps({
+        "run": "alpha0-seed0", "config_identical": True, "log_max_abs_diff": 0.0, "report_max_abs_diff": 0.0}))
     from combine_page import combine_section
     text = "\n".join(combine_section(combine, tmp_path, {}))
+    assert ("Selected pipeline on MLQA-R: Mo. 0.650, Cr. 0.630, Mul. 0.530, rank distance 210.0. Against the best "
+            "pure strategy on validation, X-Y (α = 0) as encoded (1 seed): Mo. -0.010, Cr. +0.010, Mul. +0.030, "
+            "rank distance -20.0; not at least as good on all four.") in text
+    assert "| X-X-mono ⊕ X-Y, λ = 0.5 **(selected)** | centring | 1 | 0.650 | 0.630 | 0.530 | 210.0 |" in text
+    assert "| alpha0-seed0 | yes | 0 | 0 |" in text
     # the selected pipeline: the merge with centring, Mo. 0.795, Mul. 0.57 + 0.05, rank distance 270
     assert "| X-X-mono ⊕ X-Y, λ = 0.5 **(selected)** | centring | 3 | 0.795 ± 0.000 | 0.700 ± 0.000 | 0.620 ± 0.000 | 270.0 ± 0.0 |" in text
     assert "Mo. 0.795 (target ≥ 0.800: missed by 0.005), Mul. 0.620 (≥ 0.600: met), rank distance 270.0 (≤ 300: met)" in text

@@ -1,0 +1,23 @@
+"""examples/combine.py: each direction retrains the right α study's runs and writes where the page reads."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+import combine  # noqa: E402
+from studies import RESULTS, train_args  # noqa: E402
+
+
+def test_directions(tmp_path):
+    forward, reverse = (combine.Study("me5", tmp_path, False, d) for d in ("forward", "reverse"))
+    assert (forward.test, forward.out, forward.path("xy-seed1")) == (
+        "xquad-r", RESULTS / "combine", tmp_path / "models" / "xy-seed1")
+    assert (reverse.test, reverse.out, reverse.path("xy-seed0")) == (
+        "mlqa-r", RESULTS / "combine" / "reverse", tmp_path / "reverse" / "models" / "xy-seed0")
+    assert reverse.path("start") == forward.path("start") == Path("me5")
+    # the reverse retrain uses the reverse study's recipe: XQuAD-R data in all 11 languages, like its committed config
+    args = train_args(reverse.recipe, combine.pure_run("hybrid", 0), tmp_path / "m")
+    assert args[args.index("--data") + 1].endswith("xquad-r")
+    assert args[args.index("--langs") + 1] == "ar,de,el,en,es,hi,ru,th,tr,vi,zh"
+    assert args[args.index("--alpha") + 1] == "0.5" and "--freeze-embeddings" in args
+    args = train_args(forward.recipe, combine.pure_run("xx", 2), tmp_path / "m")
+    assert args[args.index("--data") + 1].endswith("mlqa-r") and args[args.index("--seed") + 1] == "2"
