@@ -110,7 +110,8 @@ def target_lines(pipes, selected: str, reference: str) -> List[str]:
     return lines
 
 
-def reverse_lines(folder: Path, selected: Optional[str], reference: Optional[str]) -> List[str]:
+def reverse_lines(folder: Path, selected: Optional[str], reference: Optional[str],
+                  zero_shot: Optional[Path]) -> List[str]:
     """The reverse direction (train on XQuAD-R, test on MLQA-R): every pipeline, and the forward choice judged there."""
     pipes = load_pipelines(folder / "mlqa-r")
     if not pipes:
@@ -128,8 +129,9 @@ def reverse_lines(folder: Path, selected: Optional[str], reference: Optional[str
             lines += [f"Selected pipeline on MLQA-R: Mo. {mean['mono']:.3f}, Cr. {mean['cross']:.3f}, Mul. "
                       f"{mean['multi']:.3f}, rank distance {mean['rd']:.1f}. " + against_reference(mean, ref, reference),
                       ""]
-    return lines + [*pipeline_table(pipes, selected), "", "Retrained reverse runs against the reverse study "
-                    "(report at 96 tokens on MLQA-R):", "", *retrain_lines(folder / "retrain"), ""]
+    return lines + [*pipeline_table(pipes, selected), "", *zero_shot_lines(pipes, zero_shot),
+                    "Retrained reverse runs against the reverse study (report at 96 tokens on MLQA-R):", "",
+                    *retrain_lines(folder / "retrain"), ""]
 
 
 def paired_lines(pipes, selected: str, reference: str) -> List[str]:
@@ -204,9 +206,29 @@ def retrain_lines(folder: Path) -> List[str]:
     return rows
 
 
-def combine_section(folder: Path, figures: Path, alpha_front: Dict[float, List[dict]]) -> List[str]:
-    """The section's lines (empty when the study has no artifacts yet); draws its figure into ``figures``."""
-    pipes = load_pipelines(folder / "xquad-r")
+def zero_shot_lines(pipes, committed: Optional[Path]) -> List[str]:
+    """The start as encoded here against the committed zero-shot report: removal must change nothing unasked."""
+    from studies import max_difference
+
+    start = pipes.get(("start", "none"))
+    if not start or committed is None or not committed.is_file():
+        return []
+    old, new = json.loads(committed.read_text()), start[0]["report"]
+    diff = {part: max_difference(old[part], new[part]) for part in ("mAP", "rank_distance", "matrix")}
+    return [f"The zero-shot start as encoded here against the committed zero-shot report "
+            f"(`{committed.name}`, bf16, 512 tokens), largest absolute difference: macro and per-setting "
+            f"mAP {max(diff['mAP'], diff['matrix']):.2g}, rank distance {diff['rank_distance']:.2g} (bf16 tie noise "
+            "across hosts is about 1e-5 mAP).", ""]
+
+
+def combine_section(folder: Path, figures: Path, alpha_front: Dict[float, List[dict]],
+                    zero_shot: Optional[Dict[str, Path]] = None) -> List[str]:
+    """The section's lines (empty when the study has no artifacts yet); draws its figure into ``figures``.
+
+    ``zero_shot`` names the committed zero-shot report of each test dataset: the start, as encoded here, is
+    checked against it.
+    """
+    pipes, zero_shot = load_pipelines(folder / "xquad-r"), zero_shot or {}
     selection_path = folder / "selection.json"
     if not pipes and not selection_path.is_file():
         return []
@@ -237,8 +259,10 @@ def combine_section(folder: Path, figures: Path, alpha_front: Dict[float, List[d
         pareto(pipes, alpha_front, figures / "combine-pareto.png")
         lines += ["### Every pipeline (mean ± std over seeds)", "", *pipeline_table(pipes, selected), "",
                   "![merging and removal against the batch-mixing front](img/combine-pareto.png)", ""]
-    lines += [*reverse_lines(folder / "reverse", selected, best_pure(selection) if selection else None),
+    lines += [*reverse_lines(folder / "reverse", selected, best_pure(selection) if selection else None,
+                             zero_shot.get("mlqa-r")),
               "### Retrained runs against the α study", "",
+              *zero_shot_lines(pipes, zero_shot.get("xquad-r")),
               "Each retrained run's config and training log against the committed ones, and its report at the α "
               "study's length (96 tokens) against the committed report.", "", *retrain_lines(folder / "retrain"), ""]
     return lines

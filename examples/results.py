@@ -410,7 +410,7 @@ def write_page(folder: Path = RESULTS / "alpha", page: Path = DOCS / "results.md
                        more=[*bm25_note("mlqa-r"), "Each mixed α minus the better pure strategy, and paired tests over MLQA-R's settings "
                              "(Holm over this table):", "", *noise_and_gaps(reverse), "", *paired_tests(reverse)]
                        if reverse else []),
-        *combine_section(folder.parent / "combine", figures, by_alpha),
+        *combine_section(folder.parent / "combine", figures, by_alpha, zero_shot=ZERO_SHOT),
         "## Reproducibility", "", *reproduction_lines(folder), "",
     ]
     text = "\n".join(lines)
