@@ -3,7 +3,8 @@
 Reads ``docs/results/combine/``: ``xquad-r/<model>/<removal>.json`` (every pipeline, every seed),
 ``selection.json`` (the pipeline chosen on MLQA-R validation ids before XQuAD-R), ``validation/`` and
 ``retrain/<run>.json`` (the retrained runs checked against the α study), and ``reverse/`` (the same for the reverse
-direction: ``reverse/mlqa-r/<model>/<removal>.json`` and ``reverse/retrain/``).
+direction: ``reverse/mlqa-r/<model>/<removal>.json`` and ``reverse/retrain/``); ``reading.md``, the hand-written
+reading, goes first.
 """
 from __future__ import annotations
 
@@ -240,6 +241,9 @@ def combine_section(folder: Path, figures: Path, alpha_front: Dict[float, List[d
              "start at λ ∈ {0.5, 0.75}, λ the hybrid share), and evaluates every model on the full XQuAD-R protocol "
              "as encoded, with centring, and with LIR, all at 64 / 512 tokens (the start's limits). Removal "
              "statistics come from the evaluated candidates only.", ""]
+    reading = folder / "reading.md"  # the hand-written reading, included as it is
+    if reading.is_file():
+        lines += ["### Reading: which pipeline to pick", "", reading.read_text(encoding="utf-8").strip(), ""]
     if selection:
         reference = best_pure(selection)
         top = list(selection["scores"].items())[:8]

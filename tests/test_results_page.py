@@ -173,11 +173,13 @@ def test_combine_section(tmp_path):
     (combine / "reverse" / "retrain").mkdir()
     (combine / "reverse" / "retrain" / "alpha0-seed0.json").write_text(json.dumps({
         "run": "alpha0-seed0", "config_identical": True, "log_max_abs_diff": 0.0, "report_max_abs_diff": 0.0}))
+    (combine / "reading.md").write_text("Pick the merge for the least bias.\n")
     committed = tmp_path / "zero-shot.json"  # the committed zero-shot report, 0.5 rank distance away
     committed.write_text(json.dumps(fake_report(0.80, 0.64, 0.30, 1211.5)))
     from combine_page import combine_section
     text = "\n".join(combine_section(combine, tmp_path, {}, zero_shot={"xquad-r": committed}))
     assert "largest absolute difference: macro and per-setting mAP 0, rank distance 0.5" in text
+    assert "### Reading: which pipeline to pick\n\nPick the merge for the least bias.\n" in text
     assert ("Selected pipeline on MLQA-R: Mo. 0.650, Cr. 0.630, Mul. 0.530, rank distance 210.0. Against the best "
             "pure strategy on validation, X-Y (α = 0) as encoded (1 seed): Mo. -0.010, Cr. +0.010, Mul. +0.030, "
             "rank distance -20.0; not at least as good on all four.") in text
