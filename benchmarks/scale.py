@@ -3,7 +3,7 @@ compressed types against flat on real vectors, and sharded encoding over 1 and 2
 
     python benchmarks/scale.py indexing [--sizes 100000,1000000,4000000]   # synthetic 384-d vectors
     python benchmarks/scale.py search [--docs 4000000] [--queries 1000]     # flat, top-100, from disk
-    python benchmarks/scale.py compressed --model .cache/me5 [--cache-dir runs/combine/cache]
+    python benchmarks/scale.py compressed --model .cache/me5 [--cache-dir runs/combine/cache] [--language-removal center]
     python benchmarks/scale.py sharded --model .cache/me5                   # torchrun 1 vs 2 processes
 
 Each measurement runs in a fresh process; peak RSS is taken above that process's baseline after imports.
@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Optional
 
 RESULTS = Path(__file__).parent / "results" / "scale.json"
 DIM = 384
@@ -105,14 +106,15 @@ def search(docs: int, queries: int) -> dict:
 
 
 def real_vectors(model: str, cache_dir: str):
-    """The encoded XQuAD-R and MLQA-R candidates and questions (bf16, as the protocol encodes them), and each
-    question's relevant candidates in the pool of both: its answer sentence in every language of its dataset."""
+    """The encoded XQuAD-R and MLQA-R candidates and questions (bf16, as the protocol encodes them), each one's
+    language, and each question's relevant candidates in the pool of both: its answer sentence in every language of
+    its dataset."""
     import numpy as np
 
     from pyterrier_hybrid import BiEncoder, DenseRanker, load_split
 
     encoder = BiEncoder(model, batch_size=64, query_max_length=64, doc_max_length=512)
-    docs, queries, docnos, relevant = [], [], [], []
+    docs, queries, docnos, relevant, doc_langs, query_langs = [], [], [], [], [], []
     for dataset in ("xquad-r", "mlqa-r"):
         ranker = DenseRanker(encoder, cache_dir=cache_dir)
         split = load_split(dataset)
@@ -121,10 +123,12 @@ def real_vectors(model: str, cache_dir: str):
         docs.append(ranker.index._contents().vectors)
         for lang in split.langs:
             queries.append(ranker.query_vecs[lang])
+            query_langs += [lang] * len(ranker.query_vecs[lang])
             relevant += [[offset + split.answers[y][p] for y in split.langs if p in split.answers[y]]
                          for p in split.queries[lang]["parallel_id"]]
         docnos += list(split.docnos)
-    return np.concatenate(docs), np.concatenate(queries), docnos, relevant, encoder.dtype
+        doc_langs += [split.langs[i] for i in split.doc_lang]
+    return np.concatenate(docs), np.concatenate(queries), docnos, relevant, doc_langs, query_langs, encoder.dtype
 
 
 def answer_recall(ids, relevant) -> float:
@@ -134,18 +138,19 @@ def answer_recall(ids, relevant) -> float:
     return float(np.mean([len(set(r) & set(row.tolist())) / len(r) for row, r in zip(ids, relevant)]))
 
 
-def compressed(model: str, cache_dir: str, types, nprobes, refine: int) -> dict:
+def compressed(model: str, cache_dir: str, types, nprobes, refine: int, removal: Optional[str] = None) -> dict:
     """Recall and speed of compressed types against flat; ``refine`` re-scores that many candidates exactly from
-    the vectors kept on disk (memory counts what search holds in RAM: the faiss index, not the file)."""
+    the vectors kept on disk (memory counts what search holds in RAM: the faiss index, not the file). With
+    ``removal``, flat and every type index the vectors with that language removal (statistics from the pool)."""
     import numpy as np
 
     import pyterrier_hybrid as ph
 
-    docs, queries, docnos, relevant, dtype = real_vectors(model, cache_dir)
-    print(f"{len(docs)} candidates, {len(queries)} queries ({dtype})", flush=True)
-    flat = ph.FaissIndex.from_vectors(docs, docnos)
+    docs, queries, docnos, relevant, doc_langs, query_langs, dtype = real_vectors(model, cache_dir)
+    print(f"{len(docs)} candidates, {len(queries)} queries ({dtype}), language removal {removal}", flush=True)
+    flat = ph.FaissIndex.from_vectors(docs, docnos, doc_langs, language_removal=removal)
     t = time.perf_counter()
-    _, exact = flat.search(queries, 100)
+    _, exact = flat.search(queries, 100, query_langs=query_langs)
     flat_qps = len(queries) / (time.perf_counter() - t)
     flat_recall = answer_recall(exact, relevant)
     rows = [{"index_type": "flat", "bytes_per_doc": DIM * 4, "memory_vs_flat": 1.0, "R@100": round(flat_recall, 4),
@@ -154,13 +159,13 @@ def compressed(model: str, cache_dir: str, types, nprobes, refine: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="scale-pq-") as tmp:
         for kind in types:
             path = Path(tmp) / kind.replace(",", "_")
-            index = ph.FaissIndex(path, index_type=kind, keep_vectors=True).index(
-                {"docno": d, "doc_vec": v} for d, v in zip(docnos, docs))
+            index = ph.FaissIndex(path, index_type=kind, keep_vectors=True, language_removal=removal).index(
+                {"docno": d, "doc_vec": v, "lang": lang} for d, v, lang in zip(docnos, docs, doc_langs))
             size = json.loads((path / "pt_meta.json").read_text())["files"]["index.faiss"]["size"]
             settings = [(p, r) for p in (nprobes if "IVF" in kind else [None]) for r in (None, refine)]
             for nprobe, rerank in settings:
                 t = time.perf_counter()
-                _, ids = index.search(queries, 100, nprobe=nprobe or 16, refine=rerank)
+                _, ids = index.search(queries, 100, query_langs=query_langs, nprobe=nprobe or 16, refine=rerank)
                 qps = len(queries) / (time.perf_counter() - t)
                 overlap = float(np.mean([len(np.intersect1d(a, b)) / 100 for a, b in zip(ids, exact)]))
                 recall = answer_recall(ids, relevant)
@@ -170,7 +175,7 @@ def compressed(model: str, cache_dir: str, types, nprobes, refine: int) -> dict:
                              "R@100_vs_flat": round(recall / flat_recall, 4),
                              "top100_overlap_with_flat": round(overlap, 4), "queries_per_s": round(qps)})
                 print(json.dumps(rows[-1]), flush=True)
-    return {"docs": len(docs), "queries": len(queries), "dtype": dtype, "rows": rows}
+    return {"docs": len(docs), "queries": len(queries), "dtype": dtype, "language_removal": removal, "rows": rows}
 
 
 def sharded(model: str, dataset: str) -> dict:
@@ -216,6 +221,8 @@ def main() -> None:
     p.add_argument("--nprobe", default="16,64,256")
     p.add_argument("--refine", type=int, default=1000, help="compressed: candidates re-scored exactly from disk")
     p.add_argument("--dataset", default="xquad-r/de/de", help="sharded: the corpus to index")
+    p.add_argument("--language-removal", choices=["center", "lir"],
+                   help="compressed: index every type with this removal (results under compressed-<method>)")
     args = p.parse_args()
     command = "python benchmarks/scale.py " + " ".join(sys.argv[1:])
     if args.section == "indexing":
@@ -226,12 +233,13 @@ def main() -> None:
         if not args.model:
             p.error("compressed needs --model")
         value = {"command": command, **compressed(args.model, args.cache_dir, args.types.split(";"),
-                                                  [int(x) for x in args.nprobe.split(",")], args.refine)}
+                                                  [int(x) for x in args.nprobe.split(",")], args.refine,
+                                                  args.language_removal)}
     else:
         if not args.model:
             p.error("sharded needs --model")
         value = {"command": command, **sharded(args.model, args.dataset)}
-    save(args.section, value)
+    save(args.section + (f"-{args.language_removal}" if args.language_removal else ""), value)
 
 
 if __name__ == "__main__":
