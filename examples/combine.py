@@ -127,7 +127,7 @@ class Study:
                 print(f"{target / removal}: Mo. {report['mAP']['mono']:.4f} Cr. {report['mAP']['cross']:.4f} "
                       f"Mul. {report['mAP']['multi']:.4f} rank distance {report['rank_distance']['macro']:.1f}",
                       flush=True)
-            if self.commit:
+            if self.commit and OUT in target.resolve().parents:  # the 96-token checks stay in work, uncommitted
                 git_commit(target, f"{target.relative_to(REPO)}: {dataset} reports")
         return {r: json.loads((target / f"{r}.json").read_text()) for r in removals}
 
