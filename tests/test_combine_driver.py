@@ -21,3 +21,21 @@ def test_directions(tmp_path):
     assert args[args.index("--alpha") + 1] == "0.5" and "--freeze-embeddings" in args
     args = train_args(forward.recipe, combine.pure_run("xx", 2), tmp_path / "m")
     assert args[args.index("--data") + 1].endswith("mlqa-r") and args[args.index("--seed") + 1] == "2"
+
+
+def test_evaluate_commits_study_reports_only(tmp_path, tiny_model_dir, monkeypatch):
+    """Reports under the study's folder are committed; the 96-token check's reports stay in the work folder."""
+    committed = []
+    monkeypatch.setattr(combine, "OUT", tmp_path / "results")
+    monkeypatch.setattr(combine, "REPO", tmp_path)
+    monkeypatch.setattr(combine, "git_commit", lambda path, message: committed.append(path))
+    study = combine.Study(str(tiny_model_dir), tmp_path / "work", commit=True)
+    reports = study.evaluate("start", "lareqa-demo", None, tmp_path / "results" / "xquad-r", removals=("none", "center"))
+    assert committed == [tmp_path / "results" / "xquad-r" / "start"]
+    assert "language_removal" not in reports["none"] and reports["center"]["language_removal"]["method"] == "center"
+    assert reports["none"]["max_length"] == {"query": combine.QUERY_LENGTH, "doc": combine.DOC_LENGTH}
+    check = study.evaluate("start", "lareqa-demo", None, tmp_path / "work" / "at-training-length",
+                           doc_length=combine.TRAINING_LENGTH, removals=("none",))
+    assert committed == [tmp_path / "results" / "xquad-r" / "start"]  # nothing more
+    assert check["none"]["max_length"]["doc"] == 96
+    assert (tmp_path / "work" / "at-training-length" / "start" / "none.json").is_file()
