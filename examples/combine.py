@@ -181,7 +181,10 @@ class Study:
             self.merge(a, b, weight, seed)
         if self.test == "xquad-r" and seed == SELECTION_SEED:
             print(f"selected: {self.select()['selected']}", flush=True)
-        for name in model_names(seed):
+        selection = OUT / "selection.json"
+        chosen = json.loads(selection.read_text())["selected"].split("+")[0] if selection.is_file() else None
+        # the selected recipe first: a sitting cut short still has the target's numbers for this seed
+        for name in sorted(model_names(seed), key=lambda n: recipe_of(n) != chosen):
             self.evaluate(name, self.test, None, self.out / self.test)
         for strategy in PURE:  # while this seed's weights are on disk: a later sitting would retrain them
             print(json.dumps(self.check_retrain(strategy, seed)), flush=True)
