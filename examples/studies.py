@@ -154,14 +154,14 @@ def git_commit(path: Path, message: str, tries: int = 30) -> None:
     index lock for a moment, so a failed attempt is retried for ``tries`` seconds instead of ending the study.
     """
     for _ in range(tries):
-        failed = [r.stderr for r in (subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
-                                     for args in (["add", str(path)],
-                                                  ["commit", "-q", "-m", message, "--", str(path)]))
-                  if r.returncode != 0]
-        if not failed:
+        for args in (["add", str(path)], ["commit", "-q", "-m", message, "--", str(path)]):
+            done = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True)
+            if done.returncode != 0:
+                break
+        else:
             return
         time.sleep(1)
-    raise SystemExit(f"git commit of {path} failed ({failed[0].strip()}); commit it by hand")
+    raise SystemExit(f"git commit of {path} failed ({done.stderr.strip()}); commit it by hand")
 
 
 def max_difference(a, b, skip: Sequence[str] = ("name", "timing", "seconds")) -> float:

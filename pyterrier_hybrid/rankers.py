@@ -119,7 +119,7 @@ class DenseRanker:
         self.query_vecs = {lang: self._cached("queries", list(q["query"]), lambda q=q: enc.encode_queries(q["query"]))
                            for lang, q in split.queries.items()}
         self.index = FaissIndex.from_vectors(np.concatenate(doc_vecs), split.docnos,
-                                             [split.langs[i] for i in split.doc_lang],
+                                             split.doc_langs,
                                              language_removal=self.language_removal_method, lir_k=self.lir_k)
         self._split, self._pooled = split, None
 

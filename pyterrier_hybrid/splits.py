@@ -42,6 +42,11 @@ class Split:
         bounds = np.searchsorted(self.doc_lang, np.arange(len(self.langs) + 1))
         return {lang: slice(int(bounds[i]), int(bounds[i + 1])) for i, lang in enumerate(self.langs)}
 
+    @property
+    def doc_langs(self) -> List[str]:
+        """Per position, the candidate's language name."""
+        return [self.langs[i] for i in self.doc_lang]
+
     @cached_property
     def docno_order(self) -> np.ndarray:
         """Per position, the candidate's place among the docnos sorted as strings: trec_eval breaks score
