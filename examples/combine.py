@@ -22,7 +22,8 @@ The reverse direction (``--direction reverse``) does the same with the α study'
 tested on the full MLQA-R protocol (seed 0). It selects nothing: it evaluates every pipeline, and the page judges
 the pipeline already selected on MLQA-R validation ids, so it needs ``selection.json`` first.
 
-Finished artifacts are skipped, so the study resumes; ``--commit`` commits each model's as they are written.
+Finished artifacts are skipped, so the study resumes; a model is trained or merged only when one of its reports or
+checks is still missing. ``--commit`` commits each model's artifacts as they are written.
 
     python examples/combine.py --model .cache/me5 --commit [--seeds 0,1,2]
     python examples/combine.py --model .cache/me5 --commit --direction reverse --seeds 0
@@ -67,6 +68,9 @@ def merge_name(a: str, b: str, weight: float) -> str:
     return f"merge-{a}{weight:g}-{b}"
 
 
+MERGE_OF = {merge_name(*m): m for m in MERGES}   # recipe name -> (model, other parent, λ)
+
+
 def model_names(seed: int) -> List[str]:
     """Every model of one seed, as named in the artifacts (the start has no seed)."""
     return ["start"] + [f"{s}-seed{seed}" for s in PURE] + [f"{merge_name(*m)}-seed{seed}" for m in MERGES]
@@ -100,12 +104,22 @@ class Study:
         return out
 
     def merge(self, a: str, b: str, weight: float, seed: int) -> Path:
+        """Merge two models of one seed (retraining a parent that is not on disk)."""
         out = self.path(f"{merge_name(a, b, weight)}-seed{seed}")
         if not (out / "config.json").is_file():
             parent = "start" if b == "start" else f"{b}-seed{seed}"
-            cli("merge", str(self.path(f"{a}-seed{seed}")), str(self.path(parent)), "--weight", str(weight),
+            cli("merge", str(self.build(f"{a}-seed{seed}")), str(self.build(parent)), "--weight", str(weight),
                 "--out", str(out), "--overwrite")
         return out
+
+    def build(self, name: str) -> Path:
+        """A model's weights, trained or merged only when a report still needs them."""
+        if name == "start":
+            return self.path(name)
+        recipe, seed = recipe_of(name), int(name.rsplit("-seed", 1)[1])
+        if recipe in PURE:
+            return self.train(recipe, seed)
+        return self.merge(*MERGE_OF[recipe], seed)
 
     def evaluate(self, name: str, dataset: str, holdout: Optional[float], folder: Path,
                  doc_length: int = DOC_LENGTH, removals: Sequence[str] = tuple(REMOVALS)) -> Dict[str, dict]:
@@ -116,7 +130,7 @@ class Study:
         target = folder / name
         todo = [r for r in removals if not (target / f"{r}.json").is_file()]
         if todo:
-            encoder = BiEncoder(str(self.path(name)), dtype=self.recipe.eval_dtype, verbose=False, batch_size=64,
+            encoder = BiEncoder(str(self.build(name)), dtype=self.recipe.eval_dtype, verbose=False, batch_size=64,
                                 query_max_length=QUERY_LENGTH, doc_max_length=doc_length)
             for removal in todo:
                 method, k = REMOVALS[removal]
@@ -174,11 +188,10 @@ class Study:
         return check
 
     def run_seed(self, seed: int) -> None:
-        """Train, merge and evaluate one seed; selection first when this is the selecting seed (forward only)."""
-        for strategy in PURE:
-            self.train(strategy, seed)
-        for a, b, weight in MERGES:
-            self.merge(a, b, weight, seed)
+        """Evaluate one seed's models, selection first when this is the selecting seed (forward only).
+
+        Models are trained and merged on demand, so a seed whose reports are committed trains nothing.
+        """
         if self.test == "xquad-r" and seed == SELECTION_SEED:
             print(f"selected: {self.select()['selected']}", flush=True)
         selection = OUT / "selection.json"

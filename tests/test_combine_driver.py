@@ -2,6 +2,8 @@
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import combine  # noqa: E402
 from studies import RESULTS, train_args  # noqa: E402
@@ -39,3 +41,32 @@ def test_evaluate_commits_study_reports_only(tmp_path, tiny_model_dir, monkeypat
     assert committed == [tmp_path / "results" / "xquad-r" / "start"]  # nothing more
     assert check["none"]["max_length"]["doc"] == 96
     assert (tmp_path / "work" / "at-training-length" / "start" / "none.json").is_file()
+
+
+def test_models_are_built_on_demand(tmp_path, monkeypatch):
+    """A merge retrains its missing parent only; a seed whose reports are all there trains nothing."""
+    calls = []
+    monkeypatch.setattr(combine, "cli", lambda *args: calls.append(args[:2] if args[0] == "merge" else ("train",)))
+    study = combine.Study("me5", tmp_path, False)
+    monkeypatch.setattr(study, "train", lambda s, seed: calls.append(("train", s, seed)) or study.path(f"{s}-seed{seed}"))
+    assert study.build("start") == Path("me5") and calls == []
+    out = study.build("merge-hybrid0.75-start-seed2")
+    assert out == tmp_path / "models" / "merge-hybrid0.75-start-seed2"
+    assert calls == [("train", "hybrid", 2), ("merge", str(tmp_path / "models" / "hybrid-seed2"))]
+    calls.clear()
+    study.build("merge-xx0.25-xy-seed1")
+    assert calls == [("train", "xx", 1), ("train", "xy", 1), ("merge", str(tmp_path / "models" / "xx-seed1"))]
+    # a merge already on disk is not rebuilt, and neither are its parents
+    calls.clear()
+    (out / "config.json").parent.mkdir(parents=True)
+    (out / "config.json").write_text("{}")
+    assert study.build("merge-hybrid0.75-start-seed2") == out and calls == []
+
+
+def test_committed_seed_trains_nothing(tmp_path, monkeypatch):
+    """Seed 0's reports and retrain checks are committed: running it again builds no model."""
+    monkeypatch.setattr(combine, "cli", lambda *args: pytest.fail(f"ran {args[:2]}"))
+    study = combine.Study("me5", tmp_path, False)
+    monkeypatch.setattr(study, "train", lambda *args: pytest.fail(f"trained {args}"))
+    study.run_seed(0)
+    assert not (tmp_path / "models").exists()
