@@ -38,8 +38,8 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).parent))
 from alpha_sweep import RECIPE_FLAGS, study  # noqa: E402
-from studies import (REPO, RESULTS, Recipe, Run, cli, git_commit, load_run, max_difference, train_args,  # noqa: E402
-                     use_shared_data)
+from studies import (REPO, RESULTS, Recipe, Run, check_precision, cli, git_commit, load_run,  # noqa: E402
+                     max_difference, train_args, use_shared_data)
 
 from pyterrier_hybrid._atomic import atomic_write_text  # noqa: E402
 
@@ -130,6 +130,7 @@ class Study:
         target = folder / name
         todo = [r for r in removals if not (target / f"{r}.json").is_file()]
         if todo:
+            check_precision(self.recipe.eval_dtype)
             encoder = BiEncoder(str(self.build(name)), dtype=self.recipe.eval_dtype, verbose=False, batch_size=64,
                                 query_max_length=QUERY_LENGTH, doc_max_length=doc_length)
             for removal in todo:

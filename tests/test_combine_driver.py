@@ -6,7 +6,14 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import combine  # noqa: E402
+import studies  # noqa: E402
 from studies import RESULTS, train_args  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def any_cpu(monkeypatch):
+    """The driver is tested on any CPU; the bf16 guard is tested in test_studies.py."""
+    monkeypatch.setattr(studies, "bf16_host", lambda: True)
 
 
 def test_directions(tmp_path):

@@ -3,9 +3,31 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 sys.path.insert(0, str(EXAMPLES))
 import studies  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def any_cpu(monkeypatch):
+    """The machinery is tested on any CPU; the bf16 guard has its own test."""
+    monkeypatch.setattr(studies, "bf16_host", lambda: True)
+
+
+def test_bf16_work_stops_where_bf16_is_emulated(monkeypatch):
+    ran = []
+    monkeypatch.setattr(studies.subprocess, "run", lambda cmd, check: ran.append(cmd[3:]))
+    monkeypatch.setattr(studies, "bf16_host", lambda: False)
+    for args in (("train", "--amp", "bf16"), ("evaluate", "--dtype", "bfloat16")):
+        with pytest.raises(SystemExit, match="no native bf16.*AVX512-BF16 or AMX, or on a CUDA GPU"):
+            studies.cli(*args)
+    studies.cli("train", "--out", "m")   # fp32 work and merges run on any CPU
+    studies.cli("merge", "a", "b", "--weight", "0.5")
+    monkeypatch.setattr(studies, "bf16_host", lambda: True)
+    studies.cli("evaluate", "--dtype", "bfloat16")
+    assert ran == [["train", "--out", "m"], ["merge", "a", "b", "--weight", "0.5"], ["evaluate", "--dtype", "bfloat16"]]
 
 
 THINGS = ["lighthouse", "tin mine", "ferry", "storm", "diary", "harbour", "museum", "flood", "bridge", "orchard",
