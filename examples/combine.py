@@ -39,7 +39,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 sys.path.insert(0, str(Path(__file__).parent))
 from alpha_sweep import RECIPE_FLAGS, study  # noqa: E402
 from studies import (REPO, RESULTS, Recipe, Run, check_precision, cli, git_commit, load_run,  # noqa: E402
-                     max_difference, train_args, use_shared_data)
+                     max_difference, same_run, train_args, use_shared_data)
 
 from pyterrier_hybrid._atomic import atomic_write_text  # noqa: E402
 
@@ -177,7 +177,7 @@ class Study:
         log = [json.loads(line) for line in (model / "train_log.jsonl").read_text().splitlines()]
         report = self.evaluate(f"{strategy}-seed{seed}", self.test, None, self.work / "at-training-length",
                                doc_length=TRAINING_LENGTH, removals=("none",))["none"]
-        check = {"run": run.name, "config_identical": config == committed["config"],
+        check = {"run": run.name, "config_identical": same_run(config, committed["config"]),
                  "log_max_abs_diff": max_difference(committed["log"], log),
                  "report_max_abs_diff": max_difference(committed["report"], report,
                                                        skip=("name", "timing", "seconds", "max_length")),

@@ -127,3 +127,11 @@ def test_last_step_is_evaluated_from_the_resume_checkpoint(tiny_model_dir, tmp_p
     (results / other.name / "train_log.jsonl").write_text("")
     assert studies.evaluate_last_step(r, other, results, work, commit=False) is None
     assert "last step not evaluated" in capsys.readouterr().out
+
+
+def test_same_run_leaves_out_where_it_ran():
+    old = {"seed": 1, "train": {"steps": 480, "amp": "bf16"}}   # committed before sittings were recorded
+    new = {**old, "sittings": [{"from_step": 0, "device": "cpu", "threads": 2}]}
+    assert studies.same_run(old, new) and studies.same_run(new, {**new, "sittings": [{"device": "NVIDIA H200"}]})
+    assert not studies.same_run(old, {**new, "seed": 2})
+    assert not studies.same_run(old, {**new, "train": {"steps": 480, "amp": None}})

@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 import pyterrier_hybrid as ph
 from pyterrier_hybrid import HybridBatchSampler, TrainConfig, Trainer
+from pyterrier_hybrid.precision import native_bf16
 from pyterrier_hybrid.training import ParallelSource, from_lareqa, info_nce, negative_mask
 
 
@@ -117,6 +118,9 @@ def test_resume_after_kill_reproduces_the_run(tiny_model_dir, demo, tmp_path):
     a, b = (load_file(tmp_path / d / "model.safetensors") for d in ["whole", "killed"])
     for name in a:
         torch.testing.assert_close(a[name], b[name])
+    # the killed run's last checkpoint was step 3 (checkpoint_every=3): two sittings, the second from there
+    sittings = json.loads((tmp_path / "killed" / "training_config.json").read_text())["sittings"]
+    assert [s["from_step"] for s in sittings] == [0, 3]
 
 
 def test_output_loads_in_biencoder_and_sentence_transformers(tiny_model_dir, demo, tmp_path):
@@ -206,7 +210,10 @@ def test_model_card_and_run_config(tiny_model_dir, demo, tmp_path):
     t.validation_loss = lambda: next(losses)
     out = t.train()
     config = json.loads((out / "training_config.json").read_text())
+    sittings = config.pop("sittings")
     assert config == json.loads(json.dumps(t.run_config()))
+    assert sittings == [{"from_step": 0, "device": "cpu", "torch": torch.__version__, "threads": torch.get_num_threads(),
+                         "native_bf16": native_bf16()}]
     assert (config["sampling"], config["alpha"], config["batch_size"], config["seed"]) == ("hybrid", 0.5, 4, 0)
     assert config["sources"][0]["name"] == "lareqa-demo" and config["sources"][0]["langs"] == ["en", "de", "fr"]
     card = ModelCard.load(out / "README.md")

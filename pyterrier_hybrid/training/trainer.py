@@ -29,7 +29,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from ..encoder import BiEncoder
 from ..model_dir import EncoderSettings, read_settings, write_settings
-from ..precision import resolve_dtype
+from ..precision import native_bf16, resolve_dtype
 from . import checkpoint
 from .grad_cache import grad_cache_backward
 from .loss import info_nce, negative_mask
@@ -136,6 +136,7 @@ class Trainer:
         self.best_val = float("inf")
         self.bad_evals = 0
         self.stopped_early = False
+        self.sittings: List[dict] = []   # where each stretch of the run trained (see :meth:`environment`)
         self._val_batches: Optional[List[Batch]] = None
 
     # ---- encoding and loss ----------------------------------------------------------------------
@@ -244,8 +245,16 @@ class Trainer:
             "scaler": self.scaler.state_dict() if self.scaler else None,
             "torch_rng": torch.get_rng_state(), "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "best_val": self.best_val, "bad_evals": self.bad_evals, "stopped_early": self.stopped_early,
-            "run": self.run_config(),
+            "run": self.run_config(), "sittings": self.sittings,
         }
+
+    def environment(self) -> dict:
+        """What numerics depend on besides the run config: bit-identical reruns need the same device,
+        torch version and thread count (1 and 2 CPU threads give different losses from the third step)."""
+        cuda = self.device.type == "cuda"
+        return {"device": torch.cuda.get_device_name(self.device) if cuda else "cpu",
+                "torch": str(torch.__version__), "threads": torch.get_num_threads(),
+                "native_bf16": torch.cuda.is_bf16_supported() if cuda else native_bf16()}
 
     def save_checkpoint(self) -> None:
         """Write ``checkpoint/state.pt`` atomically (rank 0)."""
@@ -273,6 +282,7 @@ class Trainer:
             torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda_rng"]])
         self.steps_done, self.best_val, self.bad_evals = state["step"], state["best_val"], state["bad_evals"]
         self.stopped_early = state["stopped_early"]
+        self.sittings = state.get("sittings", [])  # checkpoints from before sittings were recorded have none
         if self.rank == 0:
             checkpoint.trim_log(self.out / "train_log.jsonl", self.steps_done)
 
@@ -285,6 +295,7 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if resume:
             self.load_checkpoint()
+        self.sittings.append({"from_step": self.steps_done, **self.environment()})
         self.model.train()
         batches: Iterator[Batch] = iter(self.sampler)
         # a fresh run starts a fresh log: lines of an earlier run killed before its first checkpoint must go
@@ -356,7 +367,7 @@ class Trainer:
         self.model.save_pretrained(tmp)
         self.encoder.tokenizer.save_pretrained(tmp)
         write_settings(tmp, self.inference_settings(), dim=self.encoder.dim)
-        run = self.run_config()
+        run = {**self.run_config(), "sittings": self.sittings}
         (tmp / RUN_CONFIG).write_text(json.dumps(run, indent=2, ensure_ascii=False), encoding="utf-8")
         best = self.best_val if self.config.eval_every and self.val_sampler is not None else None
         (tmp / CARD).write_text(render_model_card(run, self.steps_done, best, self.stopped_early), encoding="utf-8")
