@@ -1,7 +1,7 @@
 """Numeric precision for encoding and training: which dtype to use on which device, and its autocast.
 
 On the CPU, bfloat16 runs under autocast (matrix products in bf16, weights, norms and softmax in fp32);
-it pays only where the CPU has bf16 dot products in hardware. Elsewhere bf16 is emulated and slower.
+it pays only where the CPU has bf16 dot products in hardware. Elsewhere bf16 is emulated and many times slower.
 """
 from __future__ import annotations
 
@@ -47,8 +47,8 @@ def resolve_dtype(dtype: str, device: torch.device) -> str:
     if dtype == "float16" and not cuda:
         raise ValueError("dtype='float16' needs a CUDA device; on the CPU use 'bfloat16' or 'auto'")
     if dtype == "bfloat16" and not cuda and not native_bf16():
-        logger.warning("this CPU has no native bf16 (AVX512-BF16 / AMX): bfloat16 is emulated and slower than "
-                       "float32; use dtype='auto' to pick the faster one")
+        logger.warning("this CPU has no native bf16 (AVX512-BF16 / AMX): bfloat16 is emulated, many times slower "
+                       "than float32; use dtype='auto' to pick the faster one, or train without --amp bf16")
     return dtype
 
 
