@@ -292,6 +292,7 @@ def test_resuming_an_early_stopped_run_trains_no_further(tiny_model_dir, demo, t
     before = (tmp_path / "m" / "train_log.jsonl").read_text()
     again = run(True)
     assert again.steps_done == 4 and (tmp_path / "m" / "train_log.jsonl").read_text() == before
+    assert [s["from_step"] for s in again.sittings] == [0]  # the resume trained nothing: no second sitting
     assert torch.load(tmp_path / "m" / "checkpoint" / "state.pt")["stopped_early"] is True
 
 

@@ -295,7 +295,8 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         if resume:
             self.load_checkpoint()
-        self.sittings.append({"from_step": self.steps_done, **self.environment()})
+        if self.steps_done < self.config.steps and not self.stopped_early:
+            self.sittings.append({"from_step": self.steps_done, **self.environment()})
         self.model.train()
         batches: Iterator[Batch] = iter(self.sampler)
         # a fresh run starts a fresh log: lines of an earlier run killed before its first checkpoint must go
