@@ -343,6 +343,27 @@ def reproduction_lines(folder: Path) -> List[str]:
             f"({verdict})."]
 
 
+def hardware_lines(studies: Dict[str, Dict[float, List[dict]]]) -> List[str]:
+    """Where each study's runs trained, from the ``sittings`` of their configs (runs made before they were
+    recorded have none)."""
+    def where(sittings: List[dict]) -> str:
+        said = [f"{s['device']}, torch {s['torch']}, {s['threads']} threads, bf16 "
+                f"{'native' if s['native_bf16'] else 'emulated'}" for s in sittings]
+        if len(said) > 1:
+            said = [f"from step {s['from_step']}: {w}" for s, w in zip(sittings, said)]
+        return "; ".join(said)
+
+    groups: Dict[tuple, int] = {}
+    for study, by_alpha in studies.items():
+        for run in (r for runs in by_alpha.values() for r in runs):
+            key = (study, where(run["config"]["sittings"]) if run["config"].get("sittings") else "not recorded")
+            groups[key] = groups.get(key, 0) + 1
+    return ["Where the runs trained, from the `sittings` in each `training_config.json` (recorded since 2026-12; a "
+            "rerun is bit-identical only on the same device, torch version and thread count):", "",
+            "| study | where | runs |", "|---|---|---|",
+            *(f"| {study} | {place} | {n} |" for (study, place), n in groups.items())]
+
+
 def write_page(folder: Path = RESULTS / "alpha", page: Path = DOCS / "results.md") -> str:
     """Write ``page`` (and its figures in ``img/`` beside it) from the runs in ``folder``; return its text."""
     from combine_page import combine_section  # it builds on this module's tables and tests
@@ -412,6 +433,7 @@ def write_page(folder: Path = RESULTS / "alpha", page: Path = DOCS / "results.md
                        if reverse else []),
         *combine_section(folder.parent / "combine", figures, by_alpha, zero_shot=ZERO_SHOT),
         "## Reproducibility", "", *reproduction_lines(folder), "",
+        *hardware_lines({"α study": by_alpha, "budget": budget, "reverse": reverse}), "",
     ]
     text = "\n".join(lines)
     atomic_write_text(page, text)

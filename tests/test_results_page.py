@@ -195,3 +195,16 @@ def test_combine_section(tmp_path):
     assert [c.split(",")[0].strip() for c in row.strip("|").split("|")[1:]] == ["11 / 0", "110 / 0", "11 / 0", "11 / 0"]
     assert "| alpha1-seed0 | yes | 0 | 2e-06 |" in text
     assert (tmp_path / "combine-pareto.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_hardware_lines_group_runs_by_where_they_trained():
+    cpu = {"device": "cpu", "torch": "2.13.0", "threads": 2, "native_bf16": True}
+    gpu = {"device": "NVIDIA H200", "torch": "2.11.0", "threads": 16, "native_bf16": True}
+    runs = {0.0: [{"config": {}}, {"config": {"sittings": [{"from_step": 0, **cpu}]}}],
+            0.5: [{"config": {"sittings": [{"from_step": 0, **cpu}]}}],
+            1.0: [{"config": {"sittings": [{"from_step": 0, **cpu}, {"from_step": 80, **gpu, "native_bf16": False}]}}]}
+    rows = results.hardware_lines({"budget": runs, "reverse": {}})[4:]
+    assert rows == ["| budget | not recorded | 1 |",
+                    "| budget | cpu, torch 2.13.0, 2 threads, bf16 native | 2 |",
+                    "| budget | from step 0: cpu, torch 2.13.0, 2 threads, bf16 native; from step 80: NVIDIA H200, "
+                    "torch 2.11.0, 16 threads, bf16 emulated | 1 |"]
