@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -353,11 +354,8 @@ def hardware_lines(studies: Dict[str, Dict[float, List[dict]]]) -> List[str]:
             said = [f"from step {s['from_step']}: {w}" for s, w in zip(sittings, said)]
         return "; ".join(said)
 
-    groups: Dict[tuple, int] = {}
-    for study, by_alpha in studies.items():
-        for run in (r for runs in by_alpha.values() for r in runs):
-            key = (study, where(run["config"]["sittings"]) if run["config"].get("sittings") else "not recorded")
-            groups[key] = groups.get(key, 0) + 1
+    groups = Counter((study, where(run["config"]["sittings"]) if run["config"].get("sittings") else "not recorded")
+                     for study, by_alpha in studies.items() for runs in by_alpha.values() for run in runs)
     return ["Where the runs trained, from the `sittings` in each `training_config.json` (recorded since 2026-12; a "
             "rerun is bit-identical only on the same device, torch version and thread count):", "",
             "| study | where | runs |", "|---|---|---|",

@@ -26,6 +26,13 @@ def native_bf16() -> bool:
     return any(check() for check in checks if check is not None)
 
 
+def fast_bf16(device: torch.device) -> bool:
+    """Whether ``device`` does bf16 in hardware: a CUDA device that supports it, or a CPU with native bf16."""
+    import torch
+
+    return torch.cuda.is_bf16_supported() if device.type == "cuda" else native_bf16()
+
+
 def resolve_dtype(dtype: str, device: torch.device) -> str:
     """The concrete dtype for a requested one on a device.
 
@@ -36,14 +43,11 @@ def resolve_dtype(dtype: str, device: torch.device) -> str:
         dtype: one of :data:`DTYPES`.
         device: where the model runs.
     """
-    import torch
-
     if dtype not in DTYPES:
         raise ValueError(f"dtype={dtype!r} is not supported; use one of {list(DTYPES)}")
     cuda = device.type == "cuda"
     if dtype == "auto":
-        fast = torch.cuda.is_bf16_supported() if cuda else native_bf16()
-        return "bfloat16" if fast else "float32"
+        return "bfloat16" if fast_bf16(device) else "float32"
     if dtype == "float16" and not cuda:
         raise ValueError("dtype='float16' needs a CUDA device; on the CPU use 'bfloat16' or 'auto'")
     if dtype == "bfloat16" and not cuda and not native_bf16():

@@ -29,7 +29,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from ..encoder import BiEncoder
 from ..model_dir import EncoderSettings, read_settings, write_settings
-from ..precision import native_bf16, resolve_dtype
+from ..precision import fast_bf16, resolve_dtype
 from . import checkpoint
 from .grad_cache import grad_cache_backward
 from .loss import info_nce, negative_mask
@@ -254,7 +254,7 @@ class Trainer:
         cuda = self.device.type == "cuda"
         return {"device": torch.cuda.get_device_name(self.device) if cuda else "cpu",
                 "torch": str(torch.__version__), "threads": torch.get_num_threads(),
-                "native_bf16": torch.cuda.is_bf16_supported() if cuda else native_bf16()}
+                "native_bf16": fast_bf16(self.device)}
 
     def save_checkpoint(self) -> None:
         """Write ``checkpoint/state.pt`` atomically (rank 0)."""
