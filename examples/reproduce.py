@@ -23,13 +23,9 @@ from typing import Dict, List, Sequence
 sys.path.insert(0, str(Path(__file__).parent))
 from studies import REPO, cli, seen_unseen, use_shared_data  # noqa: E402
 
+from pyterrier_hybrid.reference import PAPER  # noqa: E402
+
 TRAIN_LANGS = ["ar", "de", "en", "es", "hi", "vi", "zh"]
-PAPER = {  # DESIGN.md section 2: XQuAD-R macro mAP Mo./Cr./Mul. and rank distance
-    "XLM-R X-X-mono": (0.792, 0.674, 0.547, 410.2),
-    "XLM-R X-Y": (0.755, 0.700, 0.593, 295.4),
-    "XLM-R hybrid": (0.798, 0.705, 0.593, 286.6),
-    "LaBSE hybrid": (0.817, 0.767, 0.682, 221.1),
-}
 
 
 def train(args, sampling: str, alpha: float, out: Path) -> Path:
@@ -122,8 +118,8 @@ def summarize(reports: List[dict], out: Path, seen: Sequence[str]) -> str:
                 t = tests[other]
                 rows.append(f"| {other} | p = {t['matrix_p']:.2g} | p = {t['multi_p']:.2g} ({t['multi_direction']}) | "
                             f"p = {t['rank_distance_p']:.2g} ({t['rank_distance_direction']}) |")
-    rows += ["", "Paper (XQuAD-R, DESIGN.md section 2):", "", "| model | Mo. | Cr. | Mul. | rank distance |", "|---|---|---|---|---|"]
-    rows += [f"| {k} | {a:.3f} | {b:.3f} | {c:.3f} | {d:.1f} |" for k, (a, b, c, d) in PAPER.items()]
+    rows += ["", "Paper (XQuAD-R, arXiv 2408.10536; docs/references.md):", "", "| model | Mo. | Cr. | Mul. | rank distance |", "|---|---|---|---|---|"]
+    rows += [f"| {k} | {a:.3f} | {b:.3f} | {c:.3f} | {d:.1f} |" for k, (a, b, c, d) in PAPER["xquad-r"].items()]
     text = "\n".join(rows) + "\n"
     (out / "summary.md").write_text(text)
     (out / "summary.json").write_text(json.dumps({"reports": {r["name"]: {k: r[k] for k in ("mAP", "rank_distance")}

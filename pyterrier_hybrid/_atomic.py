@@ -5,7 +5,7 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Optional
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
@@ -50,3 +50,18 @@ def atomic_directory(path: str | Path, build: Callable[[Path], None]) -> None:
             os.rename(tmp, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def refuse_existing(path: str | Path, overwrite: bool, holds: Optional[str] = None) -> None:
+    """The one rule of every command that writes a folder (train, merge, index): never replace one unasked.
+
+    Args:
+        path: the output about to be written.
+        overwrite: the caller asked to replace it (``--overwrite``, ``overwrite=True``).
+        holds: what is there, for the message (e.g. a finished model's recipe).
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        what = f" and holds {holds}" if holds else ""
+        raise FileExistsError(f"{path} already exists{what}; write to another --out, or pass --overwrite "
+                              "(overwrite=True) to replace it")

@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional
 
+from ._atomic import refuse_existing
 from .precision import DTYPES
 
 def load_encoder(args: argparse.Namespace, verbose: bool = True):
@@ -92,8 +93,7 @@ def cmd_index(args: argparse.Namespace) -> None:
 
     from .index import index_corpus
 
-    if Path(args.out).exists() and not args.overwrite:
-        raise FileExistsError(f"{args.out} already exists; pass --overwrite to replace it")
+    refuse_existing(args.out, args.overwrite)
     try:
         dataset = pt.get_dataset(f"irds:{args.dataset}")
     except KeyError:
@@ -156,8 +156,10 @@ def _train(args: argparse.Namespace) -> None:
                          checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, patience=args.patience)
     torch.manual_seed(args.seed)
     trainer = Trainer(encoder, sampler, args.out, config, val_sampler=val_sampler, keep_checkpoint=args.keep_checkpoint)
-    out = trainer.train(resume=args.resume)
-    if trainer.rank == 0:
+    out = trainer.train(resume=args.resume, overwrite=args.overwrite)
+    if trainer.rank == 0 and trainer.finished_before:
+        print(f"{out} is a finished run with this configuration; nothing to do")
+    elif trainer.rank == 0:
         print(f"model written to {out} (log: {out / 'train_log.jsonl'})")
 
 
@@ -206,7 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--steps", type=int, required=True)
     tr.add_argument("--batch-size", type=int, default=100, help="global batch size (split over torchrun processes)")
     tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint")
+    tr.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint (a finished run: nothing to do)")
+    tr.add_argument("--overwrite", action="store_true", help="replace a finished model in OUT")
     tr.add_argument("--keep-checkpoint", action="store_true",
                     help="keep OUT/checkpoint (the resume state, about 3x the model's size) after the run finishes")
     tr.add_argument("--lr", type=float, default=3e-5)

@@ -12,7 +12,7 @@ from typing import Dict
 
 import torch
 
-from ._atomic import atomic_directory
+from ._atomic import atomic_directory, refuse_existing
 from .model_dir import resolve_settings, write_settings
 from .training.model_card import CARD
 
@@ -43,8 +43,7 @@ def merge_models(a: str | Path, b: str | Path, weight: float, out: str | Path, *
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"--weight {weight} is outside [0, 1]; λ is A's share of every parameter")
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} already exists; pass --overwrite (overwrite=True) to replace it")
+    refuse_existing(out, overwrite)
     configs = [AutoConfig.from_pretrained(m).to_dict() for m in (a, b)]
     keys = (set(configs[0]) | set(configs[1])) - _NOT_ARCHITECTURE
     differ = sorted(k for k in keys if configs[0].get(k) != configs[1].get(k))

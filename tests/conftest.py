@@ -25,15 +25,35 @@ DEMO_FILES = Path(DEMO.data_dir) / DEMO.name
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-@pytest.fixture(autouse=True, scope="session")
-def fp32_unless_asked():
-    """dtype='auto' (the default) resolves to fp32 in tests, so numbers compare exactly on any CPU; tests of
-    bf16 ask for it, and tests of 'auto' set the detection themselves. Session-wide, so that encoders built in
-    module fixtures resolve the same way."""
+def pytest_addoption(parser):
+    parser.addoption(
+        "--bf16-detection", choices=("host", "native", "emulated", "flipped"), default="host",
+        help="what precision.native_bf16() answers in the whole session: the host's real detection (default), "
+             "native (AVX512-BF16/AMX), emulated (AVX2 only), or flipped (the opposite of this host's). The suite must "
+             "pass all ways; .ci/run runs it on the host's detection, then flipped.")
+
+
+def forced_bf16(config) -> bool:
+    """The session's bf16 detection, from --bf16-detection."""
     from pyterrier_hybrid import precision
+    choice = config.getoption("--bf16-detection")
+    host = precision.native_bf16()
+    return {"host": host, "native": True, "emulated": False, "flipped": not host}[choice]
+
+
+def pytest_report_header(config):
+    return f"bf16 detection: {'native' if forced_bf16(config) else 'emulated'} ({config.getoption('--bf16-detection')})"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def bf16_detection(request):
+    """precision.native_bf16 answers what --bf16-detection says, for the whole session (module fixtures included),
+    so no test reads the CPU it happens to run on; tests of the detection itself patch it again."""
+    from pyterrier_hybrid import precision
+    native = forced_bf16(request.config)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(precision, "native_bf16", lambda: False)
-        yield
+        patch.setattr(precision, "native_bf16", lambda: native)
+        yield native
 
 
 @pytest.fixture

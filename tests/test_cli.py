@@ -42,7 +42,7 @@ def test_index_shows_one_bar_and_no_weight_loading(tiny_model_dir, tmp_path):
     assert json.loads(out.splitlines()[-1])["docs"] == ir_datasets.load("lareqa-demo").docs_count() == 24
     assert left == []
     rc, _, err, _ = cli(tmp_path, "index", "--dataset", "lareqa-demo", "--model", tiny_model_dir, "--out", tmp_path / "ix")
-    assert rc == 2 and "already exists; pass --overwrite to replace it" in err
+    assert rc == 2 and f"{tmp_path / 'ix'} already exists; write to another --out, or pass --overwrite" in err
 
 
 @pytest.mark.parametrize("args, message", [
@@ -57,3 +57,24 @@ def test_errors_name_the_problem_first(tmp_path, args, message):
     rc, _, err, _ = cli(tmp_path, *args)
     assert rc == 2 and message in err and "Traceback" not in err
     assert "error: \"" not in err  # no stray quotes of a KeyError
+
+
+def test_train_merge_and_index_refuse_a_finished_output_in_the_same_words(tiny_model_dir, tmp_path):
+    train = ["train", "--sampling", "hybrid", "--alpha", "0.5", "--model", tiny_model_dir, "--data", "lareqa-demo",
+             "--out", tmp_path / "m", "--steps", "2", "--batch-size", "4", "--val-fraction", "0"]
+    rc, _, err, _ = cli(tmp_path, *train)
+    assert rc == 0, err[-2000:]
+    before = {p: p.read_bytes() for p in (tmp_path / "m").rglob("*") if p.is_file()}
+    rc, out, err, _ = cli(tmp_path, *train, "--resume")
+    assert rc == 0 and out.strip() == f"{tmp_path / 'm'} is a finished run with this configuration; nothing to do"
+    rc, _, err, _ = cli(tmp_path, *train[:-6], "--seed", "3", *train[-6:], "--resume")
+    assert rc == 2 and "holds a finished run with another configuration" in err and "seed: 0 -> 3" in err
+    way_on = "; write to another --out, or pass --overwrite (overwrite=True) to replace it"
+    rc, _, err, _ = cli(tmp_path, *train)
+    assert rc == 2 and (f"error: {tmp_path / 'm'} already exists and holds a finished model (sampling hybrid, α 0.5, "
+                        f"seed 0, 2 steps){way_on}") in err
+    rc, _, err, _ = cli(tmp_path, "merge", tmp_path / "m", tiny_model_dir, "--weight", "0.5", "--out", tmp_path / "m")
+    assert rc == 2 and f"error: {tmp_path / 'm'} already exists{way_on}" in err
+    rc, _, err, _ = cli(tmp_path, "index", "--dataset", "lareqa-demo", "--model", tiny_model_dir, "--out", tmp_path / "m")
+    assert rc == 2 and f"error: {tmp_path / 'm'} already exists{way_on}" in err
+    assert {p: p.read_bytes() for p in (tmp_path / "m").rglob("*") if p.is_file()} == before

@@ -7,13 +7,15 @@ from transformers import AutoModel, AutoTokenizer
 import pyterrier_hybrid as ph
 from pyterrier_hybrid.model_dir import EncoderSettings, write_settings
 
+# Encoders whose vectors are compared with transformers' own fp32 outputs say dtype="float32": "auto" is bf16 on a
+# CPU with native bf16 (and under --bf16-detection=native).
 TEXTS = ["Der Leuchtturm wurde rot gestrichen.", "Ships counted its flashes.", "Le journal des tempêtes.",
          "Tin.", "Après la crue, les mineurs se mirent à la pêche.", "Heute liegt das Tagebuch im Museum der Stadt."]
 
 
 @pytest.fixture
 def enc(tiny_model_dir):
-    return ph.BiEncoder(tiny_model_dir, batch_size=2)
+    return ph.BiEncoder(tiny_model_dir, batch_size=2, dtype="float32")
 
 
 def manual(model_dir, texts, pooling="mean"):
@@ -36,31 +38,31 @@ def test_vectors_have_unit_norm_and_model_dim(enc):
 
 @pytest.mark.parametrize("pooling", ["mean", "cls"])
 def test_length_sorted_batches_keep_input_order(tiny_model_dir, pooling):
-    enc = ph.BiEncoder(tiny_model_dir, batch_size=4, pooling=pooling)
+    enc = ph.BiEncoder(tiny_model_dir, batch_size=4, pooling=pooling, dtype="float32")
     np.testing.assert_allclose(enc.encode_docs(TEXTS), manual(tiny_model_dir, TEXTS, pooling), atol=1e-5)
 
 
 def test_no_normalisation_keeps_raw_mean(tiny_model_dir):
-    raw = ph.BiEncoder(tiny_model_dir, normalize=False).encode_docs(TEXTS[:2])
+    raw = ph.BiEncoder(tiny_model_dir, normalize=False, dtype="float32").encode_docs(TEXTS[:2])
     assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
     np.testing.assert_allclose(raw / np.linalg.norm(raw, axis=1, keepdims=True), manual(tiny_model_dir, TEXTS[:2]), atol=1e-5)
 
 
 def test_prefixes_are_prepended(tiny_model_dir):
-    e5 = ph.BiEncoder(tiny_model_dir, query_prefix="query: ", doc_prefix="passage: ")
-    plain = ph.BiEncoder(tiny_model_dir)
+    e5 = ph.BiEncoder(tiny_model_dir, query_prefix="query: ", doc_prefix="passage: ", dtype="float32")
+    plain = ph.BiEncoder(tiny_model_dir, dtype="float32")
     np.testing.assert_allclose(e5.encode_queries(["Wo ist das Tagebuch?"]), plain.encode_queries(["query: Wo ist das Tagebuch?"]), atol=1e-6)
     np.testing.assert_allclose(e5.encode_docs(["Tin."]), plain.encode_docs(["passage: Tin."]), atol=1e-6)
 
 
 def test_max_length_truncates(tiny_model_dir):
-    short = ph.BiEncoder(tiny_model_dir, doc_max_length=6)
+    short = ph.BiEncoder(tiny_model_dir, doc_max_length=6, dtype="float32")
     # 6 tokens = [CLS] + 4 characters + [SEP]; the rest of the text is cut
     np.testing.assert_allclose(short.encode_docs(["Tin was mined"]), short.encode_docs(["Tin wXXXXX"]), atol=1e-6)
 
 
 def test_sentence_plus_context_encodes_the_pair(tiny_model_dir):
-    enc = ph.BiEncoder(tiny_model_dir, doc_text="sentence+context")
+    enc = ph.BiEncoder(tiny_model_dir, doc_text="sentence+context", dtype="float32")
     tok, model = AutoTokenizer.from_pretrained(tiny_model_dir), AutoModel.from_pretrained(tiny_model_dir)
     with torch.no_grad():
         v = model(**tok("Tin.", "Tin. After the flood.", return_tensors="pt")).last_hidden_state[0].mean(0)
@@ -74,7 +76,7 @@ def test_settings_come_from_sentence_transformers_files(tiny_model_dir, tmp_path
     d = tmp_path / "m"
     shutil.copytree(tiny_model_dir, d)
     write_settings(d, EncoderSettings(pooling="cls", query_prefix="query: ", doc_prefix="passage: ", doc_max_length=77), dim=32)
-    enc = ph.BiEncoder(d)
+    enc = ph.BiEncoder(d, dtype="float32")
     assert enc.settings == EncoderSettings(pooling="cls", normalize=True, query_prefix="query: ", doc_prefix="passage: ",
                                            query_max_length=64, doc_max_length=77)
     assert ph.BiEncoder(d, pooling="mean").settings.pooling == "mean"  # explicit arguments win
@@ -86,7 +88,7 @@ def test_settings_come_from_sentence_transformers_files(tiny_model_dir, tmp_path
 
 def test_loaded_model_and_tokenizer(tiny_model_dir):
     tok, model = AutoTokenizer.from_pretrained(tiny_model_dir), AutoModel.from_pretrained(tiny_model_dir)
-    enc = ph.BiEncoder(model, tok)
+    enc = ph.BiEncoder(model, tok, dtype="float32")
     np.testing.assert_allclose(enc.encode_docs(TEXTS[:2]), manual(tiny_model_dir, TEXTS[:2]), atol=1e-5)
     with pytest.raises(ValueError, match="pass the tokenizer"):
         ph.BiEncoder(model)

@@ -120,7 +120,7 @@ def test_probe_of_a_silent_server_gives_up_after_its_timeout():
         start = time.perf_counter()
         why_not = experiment.reachable(f"http://{host}/x", timeout=0.3)
         elapsed = time.perf_counter() - start
-    assert elapsed < 1.0
+    assert elapsed < 5.0  # gives up, not hangs: generous, as a busy host may be slow to schedule
     assert why_not in {f"no answer from {host} within 0.3 s", f"cannot reach {host} (timed out)"}
 
 

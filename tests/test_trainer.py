@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 import pyterrier_hybrid as ph
 from pyterrier_hybrid import HybridBatchSampler, TrainConfig, Trainer
-from pyterrier_hybrid.precision import native_bf16
+from pyterrier_hybrid import precision
 from pyterrier_hybrid.training import ParallelSource, from_lareqa, info_nce, negative_mask
 
 
@@ -126,7 +126,7 @@ def test_resume_after_kill_reproduces_the_run(tiny_model_dir, demo, tmp_path):
 def test_output_loads_in_biencoder_and_sentence_transformers(tiny_model_dir, demo, tmp_path):
     e5 = ph.BiEncoder(tiny_model_dir, query_prefix="query: ", doc_prefix="passage: ")
     out = trainer(e5, demo, tmp_path / "m", steps=2).train()
-    enc = ph.BiEncoder(out)
+    enc = ph.BiEncoder(out, dtype="float32")  # sentence-transformers' precision, whatever the CPU
     assert enc.settings.query_prefix == "query: " and enc.settings.doc_prefix == "passage: "
     from sentence_transformers import SentenceTransformer
     st = SentenceTransformer(str(out), device="cpu")
@@ -213,7 +213,7 @@ def test_model_card_and_run_config(tiny_model_dir, demo, tmp_path):
     sittings = config.pop("sittings")
     assert config == json.loads(json.dumps(t.run_config()))
     assert sittings == [{"from_step": 0, "device": "cpu", "torch": torch.__version__, "threads": torch.get_num_threads(),
-                         "native_bf16": native_bf16()}]
+                         "native_bf16": precision.native_bf16()}]
     assert (config["sampling"], config["alpha"], config["batch_size"], config["seed"]) == ("hybrid", 0.5, 4, 0)
     assert config["sources"][0]["name"] == "lareqa-demo" and config["sources"][0]["langs"] == ["en", "de", "fr"]
     card = ModelCard.load(out / "README.md")
@@ -227,6 +227,7 @@ def test_model_card_and_run_config(tiny_model_dir, demo, tmp_path):
 
 def test_resume_with_another_config_is_refused(tiny_model_dir, demo, tmp_path):
     trainer(tiny_model_dir, demo, tmp_path / "m", steps=3, keep=True).train()
+    (tmp_path / "m" / "training_config.json").unlink()  # as if killed after its last checkpoint: resumable
     with pytest.raises(ValueError, match=r"alpha: 0\.5 -> 0\.25.*seed: 0 -> 1|seed.*alpha") as e:
         trainer(tiny_model_dir, demo, tmp_path / "m", steps=3, alpha=0.25, seed=1).train(resume=True)
     assert "batch_size" not in str(e.value) and "lr" not in str(e.value)
@@ -249,7 +250,36 @@ def test_a_finished_run_keeps_its_resume_state_only_when_asked(tiny_model_dir, d
     a, b = load_file(kept / "model.safetensors"), load_file(dropped / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)  # the same run, only the leftovers differ
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        trainer(tiny_model_dir, demo, dropped, steps=6).train(resume=True)
+        trainer(tiny_model_dir, demo, tmp_path / "never-ran", steps=6).train(resume=True)
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_a_finished_model_is_never_trained_over_unasked(tiny_model_dir, demo, tmp_path):
+    out = trainer(tiny_model_dir, demo, tmp_path / "m", steps=3).train()
+    before = snapshot(out)
+    # the same command again, and an edited one: refused, naming the model and both ways on
+    for kwargs in ({}, {"alpha": 0.0, "seed": 7}):
+        with pytest.raises(FileExistsError) as e:
+            trainer(tiny_model_dir, demo, out, steps=3, **kwargs).train()
+        assert str(e.value) == (f"{out} already exists and holds a finished model (sampling hybrid, α 0.5, seed 0, "
+                                "3 steps); write to another --out, or pass --overwrite (overwrite=True) to replace it")
+    # --resume of the finished run: nothing to do with the same config, refused with another
+    again = trainer(tiny_model_dir, demo, out, steps=3)
+    assert again.train(resume=True) == out and again.finished_before and again.steps_done == 0
+    with pytest.raises(ValueError, match=r"holds a finished run with another configuration.*seed: 0 -> 7; "
+                                         r"train\.steps: 3 -> 5"):
+        trainer(tiny_model_dir, demo, out, steps=5, seed=7).train(resume=True)
+    assert snapshot(out) == before  # not one byte changed
+    # --overwrite replaces it, kept resume state included
+    trainer(tiny_model_dir, demo, out, steps=2, seed=7, keep=True).train(overwrite=True)
+    config = json.loads((out / "training_config.json").read_text())
+    assert (config["seed"], config["train"]["steps"]) == (7, 2)
+    assert torch.load(out / "checkpoint" / "state.pt", weights_only=True)["step"] == 2
+    trainer(tiny_model_dir, demo, out, steps=1, seed=8).train(overwrite=True)
+    assert not (out / "checkpoint").exists()  # the kept state of the model it replaced went with it
 
 
 class _Boom:
@@ -262,6 +292,7 @@ def test_resume_never_unpickles_code(tiny_model_dir, demo, tmp_path, monkeypatch
     trainer(tiny_model_dir, demo, tmp_path / "m", steps=2, keep=True).train()
     state = tmp_path / "m" / "checkpoint" / "state.pt"
     torch.save({"step": 1, "evil": _Boom()}, state)
+    (tmp_path / "m" / "training_config.json").unlink()  # unfinished, so resume reads the checkpoint
     with pytest.raises(ValueError, match="holds more than tensors and plain data"):
         trainer(tiny_model_dir, demo, tmp_path / "m", steps=2).train(resume=True)
     assert not (tmp_path / "BOOM_RAN").exists()
@@ -290,6 +321,8 @@ def test_resuming_an_early_stopped_run_trains_no_further(tiny_model_dir, demo, t
     first = run(False)
     assert first.stopped_early and first.steps_done == 4
     before = (tmp_path / "m" / "train_log.jsonl").read_text()
+    assert run(True).finished_before  # finished: the model is there, nothing to do
+    (tmp_path / "m" / "training_config.json").unlink()  # as if killed after the stopping checkpoint
     again = run(True)
     assert again.steps_done == 4 and (tmp_path / "m" / "train_log.jsonl").read_text() == before
     assert [s["from_step"] for s in again.sittings] == [0]  # the resume trained nothing: no second sitting

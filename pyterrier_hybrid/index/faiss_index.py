@@ -15,7 +15,7 @@ import numpy as np
 import pyterrier as pt
 from tqdm.auto import tqdm
 
-from .._atomic import atomic_directory
+from .._atomic import atomic_directory, refuse_existing
 from ..language_identity import METHODS as REMOVAL_METHODS, LanguageIdentity
 from . import storage
 from .search import exact_search, factory_string, min_training, new_faiss, search_params
@@ -371,8 +371,7 @@ class FaissIndex(pt.Artifact, pt.Indexer):
             raise ValueError("an in-memory FaissIndex (from_vectors) has no directory to index into; "
                              "use FaissIndex(path).index(docs)")
         final = Path(self.path)
-        if final.exists() and not self.overwrite:
-            raise FileExistsError(f"{final} already exists; pass overwrite=True to replace it")
+        refuse_existing(final, self.overwrite)
         atomic_directory(final, lambda tmp: self._write(tmp, chunks))
         self._loaded, self._subsets = None, {}
         return self

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .._atomic import atomic_directory, atomic_write_text
+from .._atomic import atomic_directory, atomic_write_text, refuse_existing
 from . import storage
 from .faiss_index import CHUNK, Chunk, FaissIndex, _check_vectors, _chunks, _lang_codes
 from .storage import DocnoArray
@@ -63,8 +63,7 @@ def index_corpus(encoder, docs: Any, path: str | Path, *, rank: Optional[int] = 
     if shard_size < 1:
         raise ValueError(f"shard_size must be positive, got {shard_size}")
     final = Path(path)
-    if final.exists() and not overwrite:
-        raise FileExistsError(f"{final} already exists; pass overwrite=True (--overwrite) to replace it")
+    refuse_existing(final, overwrite)
     corpus = _Corpus(docs)
     n_shards = -(-corpus.count // shard_size)
     work = final.with_name(f".{final.name}.shards")

@@ -27,6 +27,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
+from .._atomic import refuse_existing
 from ..encoder import BiEncoder
 from ..model_dir import EncoderSettings, read_settings, write_settings
 from ..precision import fast_bf16, resolve_dtype
@@ -37,6 +38,12 @@ from .model_card import CARD, render_model_card
 from .samplers import Batch, BatchSampler
 
 RUN_CONFIG = "training_config.json"
+
+
+def describe_run(run: dict) -> str:
+    """A run config in a few words: sampling, α, seed, steps."""
+    alpha = f", α {run['alpha']:g}" if run.get("alpha") is not None else ""
+    return f"sampling {run.get('sampling')}{alpha}, seed {run.get('seed')}, {run.get('train', {}).get('steps')} steps"
 _AMP = {"bf16": "bfloat16", "fp16": "float16"}
 
 
@@ -138,6 +145,7 @@ class Trainer:
         self.stopped_early = False
         self.sittings: List[dict] = []   # where each stretch of the run trained (see :meth:`environment`)
         self._val_batches: Optional[List[Batch]] = None
+        self.finished_before = False     # train() found this run finished already and did nothing
 
     # ---- encoding and loss ----------------------------------------------------------------------
     def _embed(self, texts: List[str], kind: str) -> torch.Tensor:
@@ -287,8 +295,35 @@ class Trainer:
             checkpoint.trim_log(self.out / "train_log.jsonl", self.steps_done)
 
     # ---- the loop ------------------------------------------------------------------------------
-    def train(self, resume: bool = False) -> Path:
-        """Train for ``config.steps`` steps (continuing from the checkpoint when ``resume``); return ``out_dir``."""
+    def finished_run(self) -> Optional[dict]:
+        """The run config of the finished model in ``out_dir`` (written with the model, last), or None."""
+        path = self.out / RUN_CONFIG
+        if not path.is_file():
+            return None
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        saved.pop("sittings", None)
+        return saved
+
+    def train(self, resume: bool = False, overwrite: bool = False) -> Path:
+        """Train for ``config.steps`` steps (continuing from the checkpoint when ``resume``); return ``out_dir``.
+
+        A finished model in ``out_dir`` is never trained over unless ``overwrite``: a fresh run refuses, and a
+        ``resume`` changes nothing (:attr:`finished_before` is then True) when the configuration is the same, and
+        refuses, naming the differences, when it is not.
+        """
+        finished = None if overwrite else self.finished_run()
+        if finished is not None:
+            if not resume:
+                refuse_existing(self.out, overwrite, holds=f"a finished model ({describe_run(finished)})")
+            found = checkpoint.differences(finished, json.loads(json.dumps(self.run_config())))
+            if found:
+                raise ValueError(f"--resume: {self.out} holds a finished run with another configuration, left as it "
+                                 "is; write to another --out, or pass --overwrite to replace it. Differences "
+                                 "(finished -> now): " + "; ".join(found))
+            self.finished_before = True
+            return self.out
+        if overwrite and not resume:
+            shutil.rmtree(self.out / "checkpoint", ignore_errors=True)  # a kept one belongs to the model replaced
         if not resume and (self.out / "checkpoint").exists():
             raise FileExistsError(f"{self.out} already has a checkpoint; pass resume=True (--resume) to continue it, "
                                   "or choose another output directory")
