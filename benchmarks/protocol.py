@@ -20,7 +20,7 @@ def naive(encoder, dataset, langs, max_queries):
     from ir_measures import AP
 
     import pyterrier_hybrid as ph
-    from pyterrier_hybrid.splits import load_split
+    from pyterrier_hybrid.evaluation.splits import load_split
 
     split = load_split(dataset, langs, max_queries)
     work = Path(tempfile.mkdtemp())
@@ -64,8 +64,8 @@ def main():
     os.environ.setdefault("PYTERRIER_HYBRID_DATA", str(shared))
 
     import pyterrier_hybrid as ph
-    from pyterrier_hybrid.protocol import run_protocol
-    from pyterrier_hybrid.rankers import DenseRanker
+    from pyterrier_hybrid.evaluation.protocol import run_protocol
+    from pyterrier_hybrid.evaluation.rankers import DenseRanker
 
     encoder = ph.BiEncoder(args.model, batch_size=args.batch_size)
     langs = args.langs.split(",")

@@ -41,7 +41,7 @@ from alpha_sweep import RECIPE_FLAGS, study  # noqa: E402
 from studies import (REPO, RESULTS, Recipe, Run, check_precision, cli, git_commit, load_run,  # noqa: E402
                      max_difference, same_run, train_args, use_shared_data)
 
-from pyterrier_hybrid._atomic import atomic_write_text  # noqa: E402
+from pyterrier_hybrid.atomic import atomic_write_text  # noqa: E402
 
 OUT = RESULTS / "combine"
 QUERY_LENGTH, DOC_LENGTH = 64, 512   # the start's limits: the stated evaluation length
@@ -125,7 +125,7 @@ class Study:
                  doc_length: int = DOC_LENGTH, removals: Sequence[str] = tuple(REMOVALS)) -> Dict[str, dict]:
         """Reports of one model under each removal variant, as ``folder/<model>/<removal>.json`` (committed)."""
         from pyterrier_hybrid import BiEncoder, run_protocol
-        from pyterrier_hybrid.rankers import DenseRanker
+        from pyterrier_hybrid.evaluation.rankers import DenseRanker
 
         target = folder / name
         todo = [r for r in removals if not (target / f"{r}.json").is_file()]

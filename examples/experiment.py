@@ -36,7 +36,7 @@ from typing import List, Optional, Sequence
 from urllib.parse import urlsplit
 
 from ir_datasets_ext import DATA_ENV, DEMO, XQUAD_R, LareqaFamily
-from pyterrier_hybrid._quiet import console_to
+from pyterrier_hybrid.evaluation.quiet import console_to
 
 MODEL_ENV = "PYTERRIER_HYBRID_ME5"
 HUB_MODEL = "intfloat/multilingual-e5-small"

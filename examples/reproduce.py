@@ -23,7 +23,7 @@ from typing import Dict, List, Sequence
 sys.path.insert(0, str(Path(__file__).parent))
 from studies import REPO, cli, seen_unseen, use_shared_data  # noqa: E402
 
-from pyterrier_hybrid.reference import PAPER  # noqa: E402
+from pyterrier_hybrid.evaluation.reference import PAPER  # noqa: E402
 
 TRAIN_LANGS = ["ar", "de", "en", "es", "hi", "vi", "zh"]
 

@@ -15,12 +15,12 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from pyterrier_hybrid._atomic import atomic_write_text
+from pyterrier_hybrid.atomic import atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).parent))
 from studies import REPO, RESULTS, SEEN, UNSEEN, load_run, seen_unseen  # noqa: E402
 
-from pyterrier_hybrid.reference import PAPER  # noqa: E402
+from pyterrier_hybrid.evaluation.reference import PAPER  # noqa: E402
 
 DOCS = RESULTS.parent
 #: the starting checkpoint's committed zero-shot reports (bf16, as the trained runs are evaluated)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from pyterrier_hybrid._atomic import atomic_write_text
+from pyterrier_hybrid.atomic import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "docs" / "results"
@@ -73,7 +73,7 @@ def bf16_host() -> bool:
     """Whether bf16 runs at full speed here: a CUDA GPU, or a CPU with AVX512-BF16 or AMX."""
     import torch
 
-    from pyterrier_hybrid.precision import native_bf16
+    from pyterrier_hybrid.model.precision import native_bf16
 
     return torch.cuda.is_available() or native_bf16()
 

@@ -1,16 +1,16 @@
-"""pyterrier-hybrid: multilingual dense retrieval trained with hybrid batches, for PyTerrier."""
+"""pyterrier-hybrid: multilingual dense retrieval trained with hybrid batches, for PyTerrier.
+
+The stages a user walks through, each a sub-package: ``model`` (the encoder, precision, model directories, merging),
+``index`` (faiss indexes that know each document's language), ``training`` (sources, samplers, the trainer) and
+``evaluation`` (the LAReQA protocol, bias measures, any ir_datasets collection). Imports run one way, from evaluation
+down to the model.
+"""
 import ir_datasets_ext  # noqa: F401  registers xquad-r / mlqa-r with ir_datasets
 
-from .encoder import BiEncoder
-from .index import CorruptIndexError, FaissIndex, index_corpus
-from .language_identity import LanguageIdentity
-from .merge import merge_models
-from .measures import QueryLanguageShare, RankCorrelation, RankDistance, query_language_share, rank_correlation
-from .model_dir import EncoderSettings
-from .protocol import run_protocol
-from .rankers import DenseRanker, Ranker, RetrieverRanker
-from .sparse import bm25_builder
-from .splits import Split, load_split
+from .evaluation import (DenseRanker, QueryLanguageShare, RankCorrelation, RankDistance, Ranker, RetrieverRanker, Split,
+                         bm25_builder, load_split, query_language_share, rank_correlation, run_protocol)
+from .index import CorruptIndexError, FaissIndex, LanguageIdentity, index_corpus
+from .model import BiEncoder, EncoderSettings, merge_models
 from .training import (BatchSampler, CrossLingualBatchSampler, HybridBatchSampler, MonolingualBatchSampler, TrainConfig,
                        Trainer)
 

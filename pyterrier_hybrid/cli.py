@@ -9,12 +9,12 @@ import tempfile
 from pathlib import Path
 from typing import List, Optional
 
-from ._atomic import refuse_existing
-from .precision import DTYPES
+from .atomic import refuse_existing
+from .model.precision import DTYPES
 
 def load_encoder(args: argparse.Namespace, verbose: bool = True):
-    """A BiEncoder whose settings follow the one rule of :func:`~pyterrier_hybrid.model_dir.resolve_settings`."""
-    from .encoder import BiEncoder
+    """A BiEncoder whose settings follow the one rule of :func:`~pyterrier_hybrid.model.model_dir.resolve_settings`."""
+    from .model.encoder import BiEncoder
 
     return BiEncoder(args.model, doc_text=args.doc_text, batch_size=args.batch_size, dtype=args.dtype, verbose=verbose,
                      query_max_length=args.query_max_length, doc_max_length=args.doc_max_length,
@@ -37,20 +37,20 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         if getattr(args, flag):
             raise ValueError(f"--{flag.replace('_', '-')} applies to irds: collections; the {args.dataset} protocol "
                              "reports its own measures")
-    from .protocol import run_protocol
-    from .rankers import DenseRanker, RetrieverRanker
-    from .report import to_markdown
+    from .evaluation.protocol import run_protocol
+    from .evaluation.rankers import DenseRanker, RetrieverRanker
+    from .evaluation.report import to_markdown
 
     if args.bm25 and args.language_removal:
         raise ValueError("--language-removal applies to dense vectors; leave it out with --bm25")
     if args.update_card:  # say so before the long evaluation, not after
         if args.bm25:
             raise ValueError("--update-card: BM25 has no model card; leave out --update-card")
-        from .training.model_card import check_own_card
+        from .model.model_card import check_own_card
         check_own_card(args.model)
     with tempfile.TemporaryDirectory(prefix="pyterrier-hybrid-bm25-") as work:  # BM25's indexes, removed after
         if args.bm25:
-            from .sparse import bm25_builder
+            from .evaluation.sparse import bm25_builder
             ranker = RetrieverRanker(bm25_builder(work, log=Path(args.out) / "pisa.log"))
             name = "BM25 (pisa)"
         else:
@@ -62,13 +62,13 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(to_markdown(report))
     print(f"wrote {Path(args.out) / 'report.json'}, report.md and matrix.png" + (", pisa.log" if args.bm25 else ""))
     if args.update_card:
-        from .training.model_card import append_evaluation
+        from .model.model_card import append_evaluation
         card = append_evaluation(args.model, report, command=shlex.join(["pyterrier-hybrid", *sys.argv[1:]]))
         print(f"added the summary to {card}")
 
 
 def _evaluate_collection(args: argparse.Namespace) -> None:
-    from .collection_eval import collection_markdown, evaluate_collection, parse_measures
+    from .evaluation.collection_eval import collection_markdown, evaluate_collection, parse_measures
 
     for flag in ("language_removal", "holdout", "max_queries", "update_card", "cache_dir"):
         if getattr(args, flag):
@@ -112,7 +112,7 @@ def cmd_index(args: argparse.Namespace) -> None:
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
-    from .merge import merge_models
+    from .model.merge import merge_models
 
     out = merge_models(args.a, args.b, args.weight, args.out, overwrite=args.overwrite)
     print(json.dumps({"path": str(out), "a": args.a, "b": args.b, "weight": args.weight}))
@@ -137,7 +137,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     import torch
 
-    from .encoder import BiEncoder
+    from .model.encoder import BiEncoder
     from .training import TrainConfig, Trainer, load_source, make_sampler, split_validation
     from .training.trainer import default_device
 
@@ -264,7 +264,7 @@ def _length_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _removal_args(parser: argparse.ArgumentParser) -> None:
-    from .language_identity import METHODS
+    from .index.language_identity import METHODS
 
     parser.add_argument("--language-removal", choices=METHODS,
                         help="remove language identity, estimated from the indexed documents: center (subtract each "

@@ -35,7 +35,7 @@ def pytest_addoption(parser):
 
 def forced_bf16(config) -> bool:
     """The session's bf16 detection, from --bf16-detection."""
-    from pyterrier_hybrid import precision
+    from pyterrier_hybrid.model import precision
     choice = config.getoption("--bf16-detection")
     host = precision.native_bf16()
     return {"host": host, "native": True, "emulated": False, "flipped": not host}[choice]
@@ -49,7 +49,7 @@ def pytest_report_header(config):
 def bf16_detection(request):
     """precision.native_bf16 answers what --bf16-detection says, for the whole session (module fixtures included),
     so no test reads the CPU it happens to run on; tests of the detection itself patch it again."""
-    from pyterrier_hybrid import precision
+    from pyterrier_hybrid.model import precision
     native = forced_bf16(request.config)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(precision, "native_bf16", lambda: native)

@@ -1,6 +1,6 @@
 import pytest
 
-from pyterrier_hybrid._atomic import atomic_directory
+from pyterrier_hybrid.atomic import atomic_directory
 
 
 def fill(files):

@@ -11,7 +11,7 @@ from ir_datasets.formats import BaseDocs, BaseQrels, BaseQueries, GenericDoc, Ge
 from ir_measures import R, RR, nDCG
 
 import pyterrier_hybrid as ph
-from pyterrier_hybrid.collection_eval import default_measures, evaluate_collection, parse_measures
+from pyterrier_hybrid.evaluation.collection_eval import default_measures, evaluate_collection, parse_measures
 
 TEXTS = {
     "sw": (["mto mrefu unaopita mjini", "soko la samaki asubuhi", "mlima wenye theluji", "shule ya watoto kijijini",

@@ -5,7 +5,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 import pyterrier_hybrid as ph
-from pyterrier_hybrid.model_dir import EncoderSettings, write_settings
+from pyterrier_hybrid.model.model_dir import EncoderSettings, write_settings
 
 # Encoders whose vectors are compared with transformers' own fp32 outputs say dtype="float32": "auto" is bf16 on a
 # CPU with native bf16 (and under --bf16-detection=native).
@@ -167,7 +167,7 @@ def test_hub_name_reads_the_same_settings_as_its_local_directory(tiny_model_dir,
 
 
 def test_prefix_rule(tiny_model_dir, caplog):
-    from pyterrier_hybrid.model_dir import family_prefixes, resolve_settings
+    from pyterrier_hybrid.model.model_dir import family_prefixes, resolve_settings
     assert family_prefixes("intfloat/multilingual-e5-small") == ("query: ", "passage: ")
     assert family_prefixes("intfloat/e5-base-v2") == ("query: ", "passage: ")
     assert family_prefixes("intfloat/multilingual-e5-large-instruct") is None  # instructions, not these prefixes
@@ -180,7 +180,7 @@ def test_prefix_rule(tiny_model_dir, caplog):
 
 
 def test_known_family_name_gets_its_prefixes_only_when_its_files_state_none(tiny_model_dir, tmp_path):
-    from pyterrier_hybrid.model_dir import resolve_settings
+    from pyterrier_hybrid.model.model_dir import resolve_settings
     import shutil
     e5 = shutil.copytree(tiny_model_dir, tmp_path / "multilingual-e5-small")
     assert (resolve_settings(e5).query_prefix, resolve_settings(e5).doc_prefix) == ("query: ", "passage: ")
@@ -190,7 +190,7 @@ def test_known_family_name_gets_its_prefixes_only_when_its_files_state_none(tiny
 
 @pytest.mark.parametrize("native", [True, False])
 def test_auto_dtype_follows_the_cpu_detection(tiny_model_dir, monkeypatch, native):
-    from pyterrier_hybrid import precision
+    from pyterrier_hybrid.model import precision
     monkeypatch.setattr(precision, "native_bf16", lambda: native)
     enc = ph.BiEncoder(tiny_model_dir, dtype="auto", device="cpu")
     assert enc.dtype == ("bfloat16" if native else "float32")
@@ -198,7 +198,7 @@ def test_auto_dtype_follows_the_cpu_detection(tiny_model_dir, monkeypatch, nativ
 
 
 def test_bf16_on_cpu_is_close_to_fp32_and_warns_when_emulated(tiny_model_dir, monkeypatch, caplog):
-    from pyterrier_hybrid import precision
+    from pyterrier_hybrid.model import precision
     fp32 = ph.BiEncoder(tiny_model_dir, dtype="float32", device="cpu").encode_docs(TEXTS)
     monkeypatch.setattr(precision, "native_bf16", lambda: False)
     with caplog.at_level("WARNING", logger="pyterrier_hybrid"):

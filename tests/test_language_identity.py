@@ -11,9 +11,9 @@ import pytest
 from ir_measures import AP
 
 import pyterrier_hybrid as ph
-from pyterrier_hybrid.language_identity import LanguageIdentity
-from pyterrier_hybrid.protocol import run_protocol
-from pyterrier_hybrid.rankers import DenseRanker
+from pyterrier_hybrid.index.language_identity import LanguageIdentity
+from pyterrier_hybrid.evaluation.protocol import run_protocol
+from pyterrier_hybrid.evaluation.rankers import DenseRanker
 
 E = np.eye(4, dtype=np.float32)  # e0, e1: topics A and B; e2, e3: the English and the German offset
 

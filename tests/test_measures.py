@@ -5,7 +5,7 @@ import pyterrier as pt
 import pytest
 from ir_measures import AP
 
-from pyterrier_hybrid.measures import (QueryLanguageShare, RankCorrelation, RankDistance, average_precisions,
+from pyterrier_hybrid.evaluation.measures import (QueryLanguageShare, RankCorrelation, RankDistance, average_precisions,
                                        language_shares, parallel_rank_correlations, query_language_share,
                                        rank_distances)
 

@@ -43,7 +43,7 @@ def test_every_parameter_is_the_weighted_mean(pair, tmp_path):
 
 def test_config_and_card_name_both_parents(pair, tmp_path):
     from huggingface_hub import ModelCard
-    from pyterrier_hybrid.training.model_card import check_own_card
+    from pyterrier_hybrid.model.model_card import check_own_card
     a, b = pair
     out = ph.merge_models(a, b, 0.75, tmp_path / "m")
     config = json.loads((out / "merge_config.json").read_text())

@@ -11,10 +11,10 @@ import pytest
 from ir_measures import AP
 
 import pyterrier_hybrid as ph
-from pyterrier_hybrid.measures import QueryLanguageShare, RankCorrelation, RankDistance
-from pyterrier_hybrid.protocol import run_protocol
-from pyterrier_hybrid.rankers import DenseRanker, RetrieverRanker, break_ties, rank_matrix
-from pyterrier_hybrid.splits import load_split
+from pyterrier_hybrid.evaluation.measures import QueryLanguageShare, RankCorrelation, RankDistance
+from pyterrier_hybrid.evaluation.protocol import run_protocol
+from pyterrier_hybrid.evaluation.rankers import DenseRanker, RetrieverRanker, break_ties, rank_matrix
+from pyterrier_hybrid.evaluation.splits import load_split
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_macro_averages(report):
 
 
 def test_report_files(report, tmp_path):
-    from pyterrier_hybrid.report import write_report
+    from pyterrier_hybrid.evaluation.report import write_report
     write_report(report, tmp_path)
     saved = json.loads((tmp_path / "report.json").read_text())
     assert set(saved["mAP"]) == {"mono", "cross", "multi"} and set(saved["matrix"]) == {"en", "de", "fr"}
@@ -173,7 +173,7 @@ def test_bm25_through_the_same_interface(tmp_path):
 
 def test_report_leaves_the_plotting_backend_alone(report, tmp_path):
     (tmp_path / "r.json").write_text(json.dumps(report))
-    code = ("import json, sys, matplotlib; matplotlib.use('svg'); from pyterrier_hybrid.report import write_report; "
+    code = ("import json, sys, matplotlib; matplotlib.use('svg'); from pyterrier_hybrid.evaluation.report import write_report; "
             "write_report(json.load(open(sys.argv[1])), sys.argv[2]); print(matplotlib.get_backend())")
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r.json"), str(tmp_path / "out")],
                           capture_output=True, text=True)

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 import pyterrier_hybrid as ph
-from pyterrier_hybrid.protocol import run_protocol
-from pyterrier_hybrid.rankers import DenseRanker
-from pyterrier_hybrid.splits import load_split
+from pyterrier_hybrid.evaluation.protocol import run_protocol
+from pyterrier_hybrid.evaluation.rankers import DenseRanker
+from pyterrier_hybrid.evaluation.splits import load_split
 
 pytestmark = pytest.mark.integration
 LANGS = ["en", "de", "zh"]

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 import pyterrier_hybrid as ph
 from pyterrier_hybrid import HybridBatchSampler, TrainConfig, Trainer
-from pyterrier_hybrid import precision
+from pyterrier_hybrid.model import precision
 from pyterrier_hybrid.training import ParallelSource, from_lareqa, info_nce, negative_mask
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import pyterrier as pt
 from tqdm.auto import tqdm
 
-from .._atomic import atomic_directory, refuse_existing
-from ..language_identity import METHODS as REMOVAL_METHODS, LanguageIdentity
+from ..atomic import atomic_directory, refuse_existing
+from .language_identity import METHODS as REMOVAL_METHODS, LanguageIdentity
 from . import storage
 from .search import exact_search, factory_string, min_training, new_faiss, search_params
 from .storage import CorruptIndexError, DocnoArray
@@ -68,7 +68,7 @@ class FaissIndex(pt.Artifact, pt.Indexer):
         verbose: show progress bars.
         language_removal: ``"center"`` or ``"lir"``: remove each document's language identity before it is stored,
             estimated from the indexed documents (every document needs a ``lang``), and from each query at search
-            time (see :mod:`~pyterrier_hybrid.language_identity`). The statistics are stored in the index and
+            time (see :mod:`~pyterrier_hybrid.index.language_identity`). The statistics are stored in the index and
             apply by themselves when it is loaded.
         lir_k: directions ``"lir"`` projects out (default: languages - 1).
         language_stats: statistics estimated elsewhere (:meth:`LanguageIdentity.fit` on another corpus) to use

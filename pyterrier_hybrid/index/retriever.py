@@ -9,7 +9,7 @@ import pyterrier as pt
 
 from ir_datasets_ext import id_lang
 
-from .._checks import require_columns
+from ..checks import require_columns
 
 
 class FaissRetriever(pt.Transformer):

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .._atomic import atomic_directory, atomic_write_text, refuse_existing
+from ..atomic import atomic_directory, atomic_write_text, refuse_existing
 from . import storage
 from .faiss_index import CHUNK, Chunk, FaissIndex, _check_vectors, _chunks, _lang_codes
 from .storage import DocnoArray

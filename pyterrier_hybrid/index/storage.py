@@ -10,7 +10,7 @@ Layout of format version 2 (a directory)::
     docnos.txt       one docno per line, in index order
     docnos.offsets   int64 [doc_count + 1]: where each line starts in docnos.txt
     langs.i16        int16 [doc_count]: each document's position in pt_meta.json's "langs" (-1 = unknown)
-    language_identity.npz   only with language removal (see :mod:`~pyterrier_hybrid.language_identity`)
+    language_identity.npz   only with language removal (see :mod:`~pyterrier_hybrid.index.language_identity`)
 
 Everything is written as it streams in, so memory does not grow with the corpus.
 """
@@ -24,7 +24,7 @@ from typing import BinaryIO, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..language_identity import LanguageIdentity
+from .language_identity import LanguageIdentity
 
 logger = logging.getLogger(__name__)
 

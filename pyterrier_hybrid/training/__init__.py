@@ -1,4 +1,7 @@
-"""Hybrid-batch training: parallel data sources, batch samplers, InfoNCE and the trainer."""
+"""Training: parallel data sources, batch samplers, InfoNCE, checkpoints and the trainer.
+
+It may import the model package; it imports nothing from the index or evaluation packages.
+"""
 from .data import Entry, ParallelItem, ParallelSource, from_jsonl, from_lareqa, load_source, split_validation
 from .irds import IrdsSource, from_irds
 from .loss import info_nce, negative_mask

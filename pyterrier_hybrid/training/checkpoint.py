@@ -8,7 +8,7 @@ from typing import Any, List
 
 import torch
 
-from .._atomic import atomic_write, atomic_write_text
+from ..atomic import atomic_write, atomic_write_text
 
 #: run-config keys that may change on --resume: they do not change what is trained
 RESUMABLE = {"train.checkpoint_every"}

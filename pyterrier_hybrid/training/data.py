@@ -27,7 +27,6 @@ import numpy as np
 import ir_datasets_ext as lareqa
 from ir_datasets_ext import LareqaFamily
 
-from ..splits import held_out
 
 if TYPE_CHECKING:
     from .irds import IrdsSource
@@ -199,6 +198,16 @@ def load_source(spec: str, langs: Optional[Sequence[str]] = None) -> ParallelSou
         return from_lareqa(replace(lareqa.family(path.name), data_dir=str(path.parent)), langs)
     raise ValueError(f"--data {spec!r} is not a .jsonl file, a LAReQA family ({sorted(lareqa.FAMILIES)}), a folder named "
                      "after one, or an ir_datasets pattern with {lang}")
+
+
+def held_out(parallel_id: str, fraction: float) -> bool:
+    """Whether ``pyterrier-hybrid train --val-fraction FRACTION`` holds this parallel id out for validation.
+
+    One rule for training and evaluation (a hash of the id), so the same ids are held out on every run.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    return hashlib.md5(parallel_id.encode()).digest()[0] < fraction * 256
 
 
 def split_validation(source: "Source", fraction: float) -> Tuple["Source", "Source"]:

@@ -27,14 +27,14 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from .._atomic import refuse_existing
-from ..encoder import BiEncoder
-from ..model_dir import EncoderSettings, read_settings, write_settings
-from ..precision import fast_bf16, resolve_dtype
+from ..atomic import refuse_existing
+from ..model.encoder import BiEncoder
+from ..model.model_dir import EncoderSettings, read_settings, write_settings
+from ..model.precision import fast_bf16, resolve_dtype
 from . import checkpoint
 from .grad_cache import grad_cache_backward
 from .loss import info_nce, negative_mask
-from .model_card import CARD, render_model_card
+from ..model.model_card import CARD, render_model_card
 from .samplers import Batch, BatchSampler
 
 RUN_CONFIG = "training_config.json"

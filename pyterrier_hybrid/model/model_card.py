@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from .._atomic import atomic_write_text
+from ..atomic import atomic_write_text
 
 CARD = "README.md"
 _EVAL = re.compile(r"\n<!-- evaluation:(?P<key>[^ ]+) -->\n.*?<!-- /evaluation -->\n", re.DOTALL)

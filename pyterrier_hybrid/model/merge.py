@@ -12,9 +12,9 @@ from typing import Dict
 
 import torch
 
-from ._atomic import atomic_directory, refuse_existing
+from ..atomic import atomic_directory, refuse_existing
 from .model_dir import resolve_settings, write_settings
-from .training.model_card import CARD
+from .model_card import CARD
 
 MERGE_CONFIG = "merge_config.json"
 #: config.json keys that say where or how a checkpoint was saved, not what the network is

@@ -1,13 +1,13 @@
 """The LAReQA protocol runner: every monolingual, cross-lingual and multilingual setting at once, as one report.
 
-A :class:`~pyterrier_hybrid.rankers.Ranker` prepares once (a dense model encodes each language's queries and
+A :class:`~pyterrier_hybrid.evaluation.rankers.Ranker` prepares once (a dense model encodes each language's queries and
 candidates exactly once) and then ranks every setting. All metrics come from full rankings
 (see docs/evaluation.md):
 
 - mAP per setting (= trec_eval / ir_measures ``AP``), macro-averaged per kind (mono, cross, multi);
-- rank distance in the multilingual setting (= :data:`~pyterrier_hybrid.measures.RankDistance`);
+- rank distance in the multilingual setting (= :data:`~pyterrier_hybrid.evaluation.measures.RankDistance`);
 - query-language share of the top 10 (= ``QueryLanguageShare@10``);
-- mean rank correlation between parallel queries (= :data:`~pyterrier_hybrid.measures.RankCorrelation`).
+- mean rank correlation between parallel queries (= :data:`~pyterrier_hybrid.evaluation.measures.RankCorrelation`).
 
 Ties in score are broken by doc_id, descending, as trec_eval does.
 """
@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import numpy as np
 from tqdm.auto import tqdm
 
-from .encoder import BiEncoder
+from ..model.encoder import BiEncoder
 from .measures import average_precisions, language_shares, parallel_rank_correlations, rank_distances
 from .rankers import DenseRanker, Ranker, rank_matrix, ranks_of
 from .splits import Split, load_split
@@ -42,11 +42,11 @@ def run_protocol(
     """Run every Mo./Cr./Mul. setting of ``dataset`` and return (and optionally write) the report.
 
     Args:
-        ranker: a :class:`~pyterrier_hybrid.rankers.Ranker` (:class:`DenseRanker`, :class:`RetrieverRanker`),
+        ranker: a :class:`~pyterrier_hybrid.evaluation.rankers.Ranker` (:class:`DenseRanker`, :class:`RetrieverRanker`),
             or a :class:`BiEncoder` (wrapped in a DenseRanker).
         dataset: ``"xquad-r"``, ``"mlqa-r"`` or ``"lareqa-demo"``.
         langs: restrict the evaluation to these languages.
-        max_queries: keep the first N question ids (see :func:`~pyterrier_hybrid.splits.load_split`).
+        max_queries: keep the first N question ids (see :func:`~pyterrier_hybrid.evaluation.splits.load_split`).
         holdout: keep only the question ids that training with ``--val-fraction holdout`` holds out.
         out_dir: when given, write ``report.json``, ``report.md`` and ``matrix.png`` there.
         verbose: show a progress bar over the settings.

@@ -1,7 +1,7 @@
 """Rankers for the protocol runner: the :class:`Ranker` protocol, :class:`DenseRanker` (a BiEncoder over an
 in-memory FaissIndex), :class:`RetrieverRanker` (any PyTerrier retriever, e.g. BM25) and rank-matrix helpers.
 
-Positions are a :class:`~pyterrier_hybrid.splits.Split`'s candidate positions. Every ranking orders candidates
+Positions are a :class:`~pyterrier_hybrid.evaluation.splits.Split`'s candidate positions. Every ranking orders candidates
 by score, descending, and ties by docno, descending, as trec_eval does.
 """
 from __future__ import annotations
@@ -16,15 +16,15 @@ from typing import Callable, Dict, List, Optional, Protocol, Sequence, Tuple, ru
 import numpy as np
 import pyterrier as pt
 
-from ._atomic import atomic_write
-from .encoder import BiEncoder
-from .index import QUERY_BLOCK, FaissIndex
+from ..atomic import atomic_write
+from ..model.encoder import BiEncoder
+from ..index import QUERY_BLOCK, FaissIndex
 from .splits import Split
 
 
 @runtime_checkable
 class Ranker(Protocol):
-    """What :func:`~pyterrier_hybrid.protocol.run_protocol` needs from a system under evaluation."""
+    """What :func:`~pyterrier_hybrid.evaluation.protocol.run_protocol` needs from a system under evaluation."""
 
     encode_s: float          # seconds spent encoding so far, for the report's timing
     dtype: Optional[str]     # the precision the model ran in, for the report; None for a system with no model
@@ -52,7 +52,7 @@ class DenseRanker:
         cache_dir: where to keep encoded vectors between runs (keyed by the texts and everything in
             :meth:`BiEncoder.identity`: weights, settings, dtype, device, batching).
         language_removal: ``"center"`` or ``"lir"``: remove language identity, estimated from the split's
-            candidates (see :mod:`~pyterrier_hybrid.language_identity`); the report records it.
+            candidates (see :mod:`~pyterrier_hybrid.index.language_identity`); the report records it.
         lir_k: directions ``"lir"`` projects out (default: languages - 1).
     """
 

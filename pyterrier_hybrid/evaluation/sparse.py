@@ -6,7 +6,7 @@ from typing import Callable, Iterable, List, Optional
 
 import pyterrier as pt
 
-from ._quiet import LoggedTransformer, console_to
+from .quiet import LoggedTransformer, console_to
 
 
 def pisa_bm25(path: str | Path, docs: Iterable[dict], num_results: int, log: Path,
@@ -24,7 +24,7 @@ def pisa_bm25(path: str | Path, docs: Iterable[dict], num_results: int, log: Pat
 
 def bm25_builder(workdir: str | Path, stemmer: str = "none",
                  log: Optional[str | Path] = None) -> Callable[[List[dict], str], pt.Transformer]:
-    """A ``build(docs, name)`` function for :class:`~pyterrier_hybrid.rankers.RetrieverRanker`.
+    """A ``build(docs, name)`` function for :class:`~pyterrier_hybrid.evaluation.rankers.RetrieverRanker`.
 
     Each corpus gets its own PISA index under ``workdir/bm25-<name>``, and a BM25 retriever returning
     every matching document (a full ranking as far as BM25 can rank). PISA's own log (about 60 lines and a

@@ -17,7 +17,7 @@ import ir_measures
 import numpy as np
 import pyterrier as pt
 
-from ._atomic import atomic_write_text
+from ..atomic import atomic_write_text
 from .sparse import pisa_bm25
 
 #: a benchmark's conventional measures, by the start of its ir_datasets name (the first match counts)
@@ -127,7 +127,7 @@ def _load(name: str):
 
 
 def _dense(encoder, dataset, name: str, path: Path, num_results: int, verbose: bool) -> pt.Transformer:
-    from .index import FaissIndex, index_corpus
+    from ..index import FaissIndex, index_corpus
 
     if not (path / "pt_meta.json").is_file():  # indexed once, kept when index_dir is given
         index_corpus(encoder, dataset, path, verbose=verbose)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure  # drawn without pyplot: the user's plotting backend is left alone
 
-from ._atomic import atomic_write, atomic_write_text
+from ..atomic import atomic_write, atomic_write_text
 
 
 def _fmt(v: float, digits: int = 3) -> str:

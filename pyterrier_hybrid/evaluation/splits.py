@@ -1,7 +1,6 @@
 """The queries and candidates a protocol run covers: :class:`Split` and :func:`load_split`."""
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Dict, List, Optional, Sequence
@@ -11,15 +10,7 @@ import pandas as pd
 
 from ir_datasets_ext import family as lareqa_family, parallel_id
 
-
-def held_out(parallel_id: str, fraction: float) -> bool:
-    """Whether ``pyterrier-hybrid train --val-fraction FRACTION`` holds this parallel id out for validation.
-
-    One rule for training and evaluation (a hash of the id), so the same ids are held out on every run.
-    """
-    if not 0.0 < fraction < 1.0:
-        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
-    return hashlib.md5(parallel_id.encode()).digest()[0] < fraction * 256
+from ..training.data import held_out
 
 
 @dataclass

@@ -11,7 +11,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from ._checks import require_columns, require_texts
+from ..checks import require_columns, require_texts
 from .model_dir import resolve_settings
 from .precision import autocast, resolve_dtype
 
@@ -46,7 +46,7 @@ class BiEncoder:
 
     Settings left as ``None`` come from the model's sentence-transformers files (pooling, normalisation,
     prompts, max length), in its directory or on the Hugging Face Hub, then from the rule of
-    :func:`~pyterrier_hybrid.model_dir.resolve_settings` (known families' documented prefixes).
+    :func:`~pyterrier_hybrid.model.model_dir.resolve_settings` (known families' documented prefixes).
 
     Args:
         model: a Hugging Face name or local directory, or an already-loaded ``PreTrainedModel``.
