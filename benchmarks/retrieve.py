@@ -55,7 +55,7 @@ def compare_exact(ours, dvecs: np.ndarray, qvecs: np.ndarray, lang: str) -> None
 
     flat = faiss.IndexFlatIP(dvecs.shape[1])
     flat.add(dvecs)
-    ids = ours.lang_ids([lang])
+    ids = ours.lang_positions([lang])
     subset = faiss.SearchParameters(sel=faiss.IDSelectorBatch(ids))
     ours.search(qvecs[:8], None, langs=[lang])  # warm up (loads the index, copies the subset's vectors once)
     for what, k, theirs, mine in [

@@ -127,7 +127,7 @@ def real_vectors(model: str, cache_dir: str):
             relevant += [[offset + split.answers[y][p] for y in split.langs if p in split.answers[y]]
                          for p in split.queries[lang]["parallel_id"]]
         docnos += list(split.docnos)
-        doc_langs += split.doc_langs
+        doc_langs += split.doc_lang_names
     return np.concatenate(docs), np.concatenate(queries), docnos, relevant, doc_langs, query_langs, encoder.dtype
 
 

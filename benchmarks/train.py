@@ -161,7 +161,6 @@ def speed(args):
 
 CHILD = r"""
 import json, resource, sys, tempfile
-sys.path.insert(0, sys.argv[4])
 from train import sampler
 from pyterrier_hybrid import TrainConfig, Trainer
 model, batch, chunk = sys.argv[1], int(sys.argv[2]), None if sys.argv[3] == "none" else int(sys.argv[3])
@@ -177,8 +176,10 @@ print(json.dumps({"base_mb": base / 1024, "peak_mb": resource.getrusage(resource
 def memory(args):
     print(f"batch {args.batch_size}, two training steps, fresh process each")
     for chunk in ["none", str(args.chunk)]:
-        out = subprocess.run([sys.executable, "-c", CHILD, args.model, str(args.batch_size), chunk, str(Path(__file__).parent)],
-                             capture_output=True, text=True, check=True, env={**os.environ})
+        # the child imports this file as `train`, found through PYTHONPATH
+        path = os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))
+        out = subprocess.run([sys.executable, "-c", CHILD, args.model, str(args.batch_size), chunk],
+                             capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": path})
         m = json.loads(out.stdout.strip().splitlines()[-1])
         name = "no gradient caching" if chunk == "none" else f"gradient caching, chunks of {chunk}"
         print(f"{name:34s} peak RSS {m['peak_mb']:7.0f} MB ({m['peak_mb'] - m['base_mb']:6.0f} MB above the loaded model)")

@@ -8,17 +8,14 @@ cli_run, which checks nothing here: its sampler draws the same batches from the 
 """
 import json
 import os
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-import train as tb  # noqa: E402
-
-from pyterrier_hybrid import BiEncoder, TrainConfig, Trainer  # noqa: E402
+import train as tb  # benchmarks/train.py: a script's own folder is on the import path
+from pyterrier_hybrid import BiEncoder, TrainConfig, Trainer
 
 STEPS = 21
 MODEL = ".cache/me5"

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-sys.path.insert(0, str(Path(__file__).parent))
-from studies import REPO, cli, seen_unseen, use_shared_data  # noqa: E402
-
-from pyterrier_hybrid.evaluation.reference import PAPER  # noqa: E402
-
-TRAIN_LANGS = ["ar", "de", "en", "es", "hi", "vi", "zh"]
+from ir_datasets_ext import MLQA_R
+from pyterrier_hybrid.evaluation.reference import PAPER
+from pyterrier_hybrid.evaluation.report import seen_unseen, seen_unseen_rows
+from pyterrier_hybrid.model.model_dir import TRAINING_CONFIG
+from pyterrier_hybrid.studies.runs import REPO, cli, use_shared_data
+from pyterrier_hybrid.studies.stats import paired_test
+from pyterrier_hybrid.training.checkpoint import state_path
 
 
 def train(args, sampling: str, alpha: float, out: Path) -> Path:
@@ -38,7 +38,7 @@ def train(args, sampling: str, alpha: float, out: Path) -> Path:
            "--checkpoint-every", str(max(1, args.steps // 10))]
     if args.grad_cache_chunk:
         cmd += ["--grad-cache-chunk", str(args.grad_cache_chunk)]
-    if (out / "checkpoint" / "state.pt").is_file():
+    if state_path(out).is_file():
         cmd.append("--resume")
     cli(*cmd)
     return out
@@ -46,7 +46,7 @@ def train(args, sampling: str, alpha: float, out: Path) -> Path:
 
 def _finished(out: Path, steps: int) -> bool:
     """The trainer writes training_config.json with the model, at the end of a run (early-stopped or not)."""
-    config = out / "training_config.json"
+    config = out / TRAINING_CONFIG
     return config.is_file() and json.loads(config.read_text())["train"]["steps"] == steps
 
 
@@ -76,17 +76,14 @@ def direction(a: Sequence[float], b: Sequence[float], name: str = "hybrid") -> s
 def paired_tests(a: dict, b: dict) -> Dict[str, object]:
     """Wilcoxon signed-rank p-values between two systems, paired over settings (Mo.+Cr. cells; Mul. languages),
     and, for the per-language measures, in how many languages ``a`` is higher or lower."""
-    from scipy.stats import wilcoxon
-
     cells = [(x, y) for x in a["matrix"] for y in a["matrix"][x]]
     langs = list(a["multi_by_lang"])
-    pairs = {"multi": ([a["multi_by_lang"][x] for x in langs], [b["multi_by_lang"][x] for x in langs]),
-             "rank_distance": ([a["rank_distance"][x] for x in langs], [b["rank_distance"][x] for x in langs])}
     out: Dict[str, object] = {
-        "matrix_p": float(wilcoxon([a["matrix"][x][y] for x, y in cells], [b["matrix"][x][y] for x, y in cells]).pvalue)}
-    for key, (va, vb) in pairs.items():
-        out[f"{key}_p"] = float(wilcoxon(va, vb).pvalue)
-        out[f"{key}_direction"] = direction(va, vb)
+        "matrix_p": paired_test([a["matrix"][x][y] for x, y in cells], [b["matrix"][x][y] for x, y in cells])[2]}
+    for name, key in (("multi", "multi_by_lang"), ("rank_distance", "rank_distance")):
+        va, vb = [a[key][x] for x in langs], [b[key][x] for x in langs]
+        out[f"{name}_p"] = paired_test(va, vb)[2]
+        out[f"{name}_direction"] = direction(va, vb)
     return out
 
 
@@ -97,13 +94,9 @@ def summarize(reports: List[dict], out: Path, seen: Sequence[str]) -> str:
         rows.append(f"| {r['name']} | {m['mono']:.3f} | {m['cross']:.3f} | {m['multi']:.3f} | "
                     f"{r['rank_distance']['macro']:.1f} | {r['query_language_share@10']['macro']:.3f} | "
                     f"{r['rank_correlation']['macro']:.3f} |")
+    parts = {r["name"]: seen_unseen(r, seen) for r in reports}
     rows += ["", "Seen (training) and unseen languages; a Cr. setting counts as unseen when either language is unseen.", "",
-             "| system | part | Mo. | Cr. | Mul. | rank distance |", "|---|---|---|---|---|---|"]
-    parts = {}
-    for r in reports:
-        parts[r["name"]] = seen_unseen(r, seen)
-        for part, v in parts[r["name"]].items():
-            rows.append(f"| {r['name']} | {part} | {v['mono']:.3f} | {v['cross']:.3f} | {v['multi']:.3f} | {v['rank_distance']:.1f} |")
+             *seen_unseen_rows(parts)]
     by_name = {r["name"]: r for r in reports}
     tests = {}
     if "hybrid" in by_name:
@@ -133,7 +126,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--train-data", default=str(REPO.parent / "shared" / "data" / "mlqa-r"),
                    help="training data for pyterrier-hybrid train --data (default: ../shared/data/mlqa-r)")
-    p.add_argument("--train-langs", default=",".join(TRAIN_LANGS), help="the seen languages (default: MLQA-R's seven)")
+    p.add_argument("--train-langs", default=",".join(MLQA_R.langs), help="the seen languages (default: MLQA-R's seven)")
     p.add_argument("--eval-dataset", default="xquad-r")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--batch-size", type=int, default=32)

@@ -34,7 +34,13 @@ def family(name: str) -> LareqaFamily:
         raise ValueError(f"unknown LAReQA family {name!r}; use one of {sorted(FAMILIES)}")
     return FAMILIES[name]
 
+
+def irds_name(name: str) -> str:
+    """An ir_datasets name from a PyTerrier one: ``"irds:miracl/sw"`` and ``"miracl/sw"`` are both ``"miracl/sw"``."""
+    return name[len("irds:"):] if name.startswith("irds:") else name
+
+
 __all__ = [
     "DATA_ENV", "DEMO", "FAMILIES", "MLQA_R", "XQUAD_R", "LareqaDataError", "LareqaDoc", "LareqaFamily",
-    "LareqaQuery", "dataset_names", "family", "id_lang", "paragraph_id", "parallel_id", "parse_squad_sentences", "register",
+    "LareqaQuery", "dataset_names", "family", "id_lang", "irds_name", "paragraph_id", "parallel_id", "parse_squad_sentences", "register",
 ]

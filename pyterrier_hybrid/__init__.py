@@ -9,16 +9,17 @@ import ir_datasets_ext  # noqa: F401  registers xquad-r / mlqa-r with ir_dataset
 
 from .evaluation import (DenseRanker, QueryLanguageShare, RankCorrelation, RankDistance, Ranker, RetrieverRanker, Split,
                          bm25_builder, load_split, query_language_share, rank_correlation, run_protocol)
-from .index import CorruptIndexError, FaissIndex, LanguageIdentity, index_corpus
+from .index import CorruptIndexError, FaissIndex, FaissIndexer, LanguageIdentity, index_corpus, lang_from_qid
 from .model import BiEncoder, EncoderSettings, merge_models
 from .training import (BatchSampler, CrossLingualBatchSampler, HybridBatchSampler, MonolingualBatchSampler, TrainConfig,
-                       Trainer)
+                       Trainer, export_checkpoint)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "BatchSampler", "BiEncoder", "CorruptIndexError", "CrossLingualBatchSampler", "DenseRanker", "EncoderSettings",
-    "FaissIndex", "HybridBatchSampler", "LanguageIdentity", "MonolingualBatchSampler", "QueryLanguageShare",
-    "RankCorrelation", "RankDistance", "Ranker", "RetrieverRanker", "Split", "TrainConfig", "Trainer", "bm25_builder",
-    "index_corpus", "load_split", "merge_models", "query_language_share", "rank_correlation", "run_protocol",
+    "FaissIndex", "FaissIndexer", "HybridBatchSampler", "LanguageIdentity", "MonolingualBatchSampler",
+    "QueryLanguageShare", "RankCorrelation", "RankDistance", "Ranker", "RetrieverRanker", "Split", "TrainConfig",
+    "Trainer", "bm25_builder", "export_checkpoint", "index_corpus", "lang_from_qid", "load_split", "merge_models", "query_language_share",
+    "rank_correlation", "run_protocol",
 ]

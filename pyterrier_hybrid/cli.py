@@ -1,4 +1,5 @@
-"""``pyterrier-hybrid``: train, merge, index and evaluate from the command line (a thin layer over the library)."""
+"""``pyterrier-hybrid``: train, merge, export a checkpoint, index and evaluate (the LAReQA protocol, or any
+ir_datasets collection) from the command line (a thin layer over the library)."""
 from __future__ import annotations
 
 import argparse
@@ -10,15 +11,16 @@ from pathlib import Path
 from typing import List, Optional
 
 from .atomic import refuse_existing
+from .model.encoder import DOC_TEXTS, BiEncoder
+from .model.model_dir import TRAINING_CONFIG, resolve_model
 from .model.precision import DTYPES
+from .training.samplers import SAMPLINGS
+
 
 def load_encoder(args: argparse.Namespace, verbose: bool = True):
     """A BiEncoder whose settings follow the one rule of :func:`~pyterrier_hybrid.model.model_dir.resolve_settings`."""
-    from .model.encoder import BiEncoder
-
     return BiEncoder(args.model, doc_text=args.doc_text, batch_size=args.batch_size, dtype=args.dtype, verbose=verbose,
-                     query_max_length=args.query_max_length, doc_max_length=args.doc_max_length,
-                     device=getattr(args, "device", None))
+                     query_max_length=args.query_max_length, doc_max_length=args.doc_max_length)
 
 
 def _langs(value: Optional[str]) -> Optional[List[str]]:
@@ -28,15 +30,10 @@ def _langs(value: Optional[str]) -> Optional[List[str]]:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from ir_datasets_ext import FAMILIES
 
-    if args.dataset.startswith("irds:"):
-        return _evaluate_collection(args)
     if args.dataset not in FAMILIES:
-        raise ValueError(f"--dataset {args.dataset!r}: give one of our protocols ({', '.join(sorted(FAMILIES))}) or any "
-                         "ir_datasets collection as irds:<name>, e.g. 'irds:miracl/{lang}/dev' --langs sw,te,fi")
-    for flag in ("measures", "with_bm25", "index_dir"):
-        if getattr(args, flag):
-            raise ValueError(f"--{flag.replace('_', '-')} applies to irds: collections; the {args.dataset} protocol "
-                             "reports its own measures")
+        raise ValueError(f"--dataset {args.dataset!r}: evaluate runs our protocols ({', '.join(sorted(FAMILIES))}); "
+                         "for any ir_datasets collection use pyterrier-hybrid evaluate-collection, e.g. "
+                         "evaluate-collection --dataset 'miracl/{lang}/dev' --langs sw,te,fi")
     from .evaluation.protocol import run_protocol
     from .evaluation.rankers import DenseRanker, RetrieverRanker
     from .evaluation.report import to_markdown
@@ -47,7 +44,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         if args.bm25:
             raise ValueError("--update-card: BM25 has no model card; leave out --update-card")
         from .model.model_card import check_own_card
-        check_own_card(args.model)
+        check_own_card(resolve_model(args.model))
     with tempfile.TemporaryDirectory(prefix="pyterrier-hybrid-bm25-") as work:  # BM25's indexes, removed after
         if args.bm25:
             from .evaluation.sparse import bm25_builder
@@ -67,29 +64,23 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         print(f"added the summary to {card}")
 
 
-def _evaluate_collection(args: argparse.Namespace) -> None:
+def cmd_evaluate_collection(args: argparse.Namespace) -> None:
     from .evaluation.collection_eval import collection_markdown, evaluate_collection, parse_measures
 
-    for flag in ("language_removal", "holdout", "max_queries", "update_card", "cache_dir"):
-        if getattr(args, flag):
-            raise ValueError(f"--{flag.replace('_', '-')} applies to our protocols (xquad-r, mlqa-r), not to irds: "
-                             "collections")
     if args.with_bm25 and args.bm25:
         raise ValueError("--with-bm25 adds BM25 beside --model; with --bm25 alone BM25 is the only system")
     report = evaluate_collection(args.dataset, _langs(args.langs), encoder=load_encoder(args, verbose=False) if args.model
                                  else None, bm25=args.bm25 or args.with_bm25,
                                  measures=parse_measures(args.measures) if args.measures else None, out_dir=args.out,
-                                 index_dir=args.index_dir)
+                                 index_dir=args.index_dir, allow_other_encoder=args.allow_other_encoder)
     print(collection_markdown(report))
     print(f"wrote {Path(args.out) / 'report.json'} and report.md")
 
 
 def cmd_index(args: argparse.Namespace) -> None:
-    """Index a corpus; under ``torchrun --nproc-per-node N`` each process encodes a share (see index_corpus)."""
-    import os
-
+    """Index a corpus; under ``torchrun --nproc-per-node N`` each process encodes a share (see index_corpus) on its
+    local rank's GPU (the encoder's default device)."""
     import pyterrier as pt
-    import torch
 
     from .index import index_corpus
 
@@ -99,8 +90,6 @@ def cmd_index(args: argparse.Namespace) -> None:
     except KeyError:
         raise KeyError(f"no ir_datasets dataset {args.dataset!r}; ours are xquad-r, mlqa-r and lareqa-demo, with "
                        "/<query lang>/<doc lang> subsets (e.g. xquad-r/de/en), and any other ir_datasets name works") from None
-    if torch.cuda.is_available() and "LOCAL_RANK" in os.environ:  # one GPU per torchrun process
-        args.device = f"cuda:{os.environ['LOCAL_RANK']}"
     encoder = load_encoder(args, verbose=False)  # one bar, the index's: an encoder's bar per chunk would nest in it
     index = index_corpus(encoder, dataset, args.out, overwrite=args.overwrite, verbose=True, shard_size=args.shard_size,
                          index_type=args.index_type, language_removal=args.language_removal, lir_k=args.lir_k)
@@ -108,7 +97,7 @@ def cmd_index(args: argparse.Namespace) -> None:
         return
     removal = index.language_identity.describe() if index.language_identity else None
     print(json.dumps({"path": args.out, "docs": len(index), "dim": index.dim, "langs": index.langs,
-                      "index_type": args.index_type, "language_removal": removal}))
+                      "index_type": index.index_type, "language_removal": removal}))
 
 
 def cmd_merge(args: argparse.Namespace) -> None:
@@ -116,6 +105,15 @@ def cmd_merge(args: argparse.Namespace) -> None:
 
     out = merge_models(args.a, args.b, args.weight, args.out, overwrite=args.overwrite)
     print(json.dumps({"path": str(out), "a": args.a, "b": args.b, "weight": args.weight}))
+
+
+def cmd_export_checkpoint(args: argparse.Namespace) -> None:
+    from .training.trainer import export_checkpoint
+
+    out = export_checkpoint(args.run, args.out, overwrite=args.overwrite)
+    run = json.loads((out / TRAINING_CONFIG).read_text(encoding="utf-8"))
+    print(json.dumps({"path": str(out), "run": args.run, "step": run["exported"]["step"],
+                      "steps": run["train"]["steps"]}))
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -137,10 +135,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     import torch
 
-    from .model.encoder import BiEncoder
     from .training import TrainConfig, Trainer, load_source, make_sampler, split_validation
-    from .training.trainer import default_device
 
+    resolve_model(args.model)  # a wrong path fails before the data is read
     langs = _langs(args.langs)
     sources = [load_source(spec, langs) for spec in args.data]
     val_sampler = None
@@ -149,7 +146,7 @@ def _train(args: argparse.Namespace) -> None:
         val_sampler = make_sampler(args.sampling, list(val_sources), args.batch_size, args.alpha, args.seed + 1)
     sampler = make_sampler(args.sampling, list(sources), args.batch_size, args.alpha, args.seed)
     encoder = BiEncoder(args.model, query_max_length=args.query_max_length, doc_max_length=args.doc_max_length,
-                        device=default_device(), dtype="float32")
+                        dtype="float32")
     config = TrainConfig(steps=args.steps, lr=args.lr, weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
                          temperature=args.temperature, grad_cache_chunk=args.grad_cache_chunk, amp=args.amp,
                          freeze_embeddings=args.freeze_embeddings,
@@ -167,37 +164,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pyterrier-hybrid", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    ev = sub.add_parser("evaluate", help="run the full Mo./Cr./Mul. protocol, or evaluate on ir_datasets "
-                                                   "collections, and write a report")
-    ev.add_argument("--dataset", required=True,
-                    help="xquad-r, mlqa-r or lareqa-demo (the full protocol), or any ir_datasets collection as "
-                         "irds:<name>, with {lang} for several corpora, e.g. 'irds:miracl/{lang}/dev'")
-    who = ev.add_mutually_exclusive_group(required=True)
-    who.add_argument("--model", help="local model directory or Hugging Face name")
-    who.add_argument("--bm25", action="store_true", help="evaluate BM25 (pyterrier-pisa) instead of a model")
-    ev.add_argument("--out", required=True, help="directory for report.json, report.md and matrix.png")
-    ev.add_argument("--doc-text", choices=["sentence", "sentence+context"], default="sentence")
+    ev = sub.add_parser("evaluate", help="run the full Mo./Cr./Mul. protocol of a LAReQA-format dataset (xquad-r, "
+                                         "mlqa-r) and write a report")
+    ev.add_argument("--dataset", required=True, help="xquad-r, mlqa-r or lareqa-demo")
+    _system_args(ev, "directory for report.json, report.md and matrix.png")
     ev.add_argument("--max-queries", type=int, help="keep the first N question ids, in every language")
-    ev.add_argument("--langs", help="comma-separated languages to restrict the evaluation to, e.g. ar,de,en")
-    ev.add_argument("--measures", help="irds: collections: ir_measures measures, e.g. nDCG@10,R@100 (default: the "
-                                        "benchmark's usual ones: MIRACL nDCG@10,R@100; Mr.TyDi RR@100,R@100; NeuCLIR "
-                                        "nDCG@20,R@1000)")
-    ev.add_argument("--with-bm25", action="store_true", help="irds: collections: evaluate BM25 (pisa) beside --model")
-    ev.add_argument("--index-dir", help="irds: collections: keep each language's dense index here and reuse it")
     ev.add_argument("--holdout", type=float, metavar="FRACTION",
                     help="only the question ids that train --val-fraction FRACTION holds out (choose settings on them)")
-    ev.add_argument("--batch-size", type=int, default=64)
-    ev.add_argument("--dtype", choices=DTYPES, default="auto",
-                    help="auto: bf16 where the hardware does it natively, else fp32")
     ev.add_argument("--cache-dir", help="reuse encoded vectors across runs from this directory")
     ev.add_argument("--update-card", action="store_true",
                     help="add the report's summary to the model directory's model card (README.md)")
     _removal_args(ev)
-    _length_args(ev)
     ev.set_defaults(func=cmd_evaluate)
 
+    ec = sub.add_parser("evaluate-collection", help="evaluate on any ir_datasets collection (one or several "
+                                                    "languages) with ir_measures, and write a report")
+    ec.add_argument("--dataset", required=True,
+                    help="an ir_datasets name (irds: optional), with {lang} for several corpora, e.g. "
+                         "'miracl/{lang}/dev' --langs sw,te,fi")
+    _system_args(ec, "directory for report.json and report.md")
+    ec.add_argument("--measures", help="ir_measures measures, e.g. nDCG@10,R@100 (default: the benchmark's usual "
+                                       "ones: MIRACL nDCG@10,R@100; Mr.TyDi RR@100,R@100; NeuCLIR nDCG@20,R@1000)")
+    ec.add_argument("--with-bm25", action="store_true", help="evaluate BM25 (pisa) beside --model")
+    ec.add_argument("--index-dir", help="keep each language's dense index here and reuse it (with the same model)")
+    ec.add_argument("--allow-other-encoder", action="store_true",
+                    help="reuse an index in --index-dir that another model encoded (its vectors, this model's queries)")
+    ec.set_defaults(func=cmd_evaluate_collection)
+
     tr = sub.add_parser("train", help="train a dual encoder with X-X-mono, X-Y or hybrid batches")
-    tr.add_argument("--sampling", choices=["xx", "xy", "hybrid"], required=True)
+    tr.add_argument("--sampling", choices=SAMPLINGS, required=True)
     tr.add_argument("--alpha", type=float, default=0.5, help="hybrid: probability of an X-X-mono batch")
     tr.add_argument("--model", required=True, help="starting model: directory or Hugging Face name")
     tr.add_argument("--data", action="append", required=True,
@@ -237,26 +232,45 @@ def build_parser() -> argparse.ArgumentParser:
     mg.add_argument("--overwrite", action="store_true")
     mg.set_defaults(func=cmd_merge)
 
+    ex = sub.add_parser("export-checkpoint", help="write the weights of a run's kept checkpoint (train "
+                                                  "--keep-checkpoint) as a model directory")
+    ex.add_argument("run", help="the run's --out directory, holding checkpoint/state.pt")
+    ex.add_argument("--out", required=True, help="the exported model's directory")
+    ex.add_argument("--overwrite", action="store_true")
+    ex.set_defaults(func=cmd_export_checkpoint)
+
     ix = sub.add_parser("index", help="encode an ir_datasets corpus into a FaissIndex")
     ix.add_argument("--dataset", required=True, help="an ir_datasets name, e.g. xquad-r or mlqa-r/en/de")
     ix.add_argument("--model", required=True)
     ix.add_argument("--out", required=True)
-    ix.add_argument("--doc-text", choices=["sentence", "sentence+context"], default="sentence")
     ix.add_argument("--index-type", default="flat",
                     help="flat (exact), hnsw, ivf, or a faiss factory string such as IVF4096,PQ48 or HNSW32")
-    ix.add_argument("--batch-size", type=int, default=64)
-    ix.add_argument("--dtype", choices=DTYPES, default="auto",
-                    help="auto: bf16 where the hardware does it natively, else fp32")
     ix.add_argument("--overwrite", action="store_true")
-    ix.add_argument("--shard-size", type=int, default=1 << 18,
-                    help="documents per shard: what a killed run redoes, and the unit torchrun processes share")
+    ix.add_argument("--shard-size", type=int,
+                    help="documents per shard: what a killed run redoes, and the unit torchrun processes share "
+                         "(default: pyterrier_hybrid.index.sharded.SHARD_SIZE)")
     _removal_args(ix)
-    _length_args(ix)
+    _encoder_args(ix)
     ix.set_defaults(func=cmd_index)
     return parser
 
 
-def _length_args(parser: argparse.ArgumentParser) -> None:
+def _system_args(parser: argparse.ArgumentParser, out: str) -> None:
+    """The options both evaluations share: the system (a model or BM25), how it encodes, the languages, --out."""
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--model", help="local model directory or Hugging Face name")
+    who.add_argument("--bm25", action="store_true", help="evaluate BM25 (pyterrier-pisa) instead of a model")
+    parser.add_argument("--out", required=True, help=out)
+    parser.add_argument("--langs", help="comma-separated languages to restrict the evaluation to, e.g. ar,de,en")
+    _encoder_args(parser)
+
+
+def _encoder_args(parser: argparse.ArgumentParser) -> None:
+    """How a model encodes: passage text, batching, precision and token limits."""
+    parser.add_argument("--doc-text", choices=DOC_TEXTS, default=DOC_TEXTS[0])
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--dtype", choices=DTYPES, default="auto",
+                        help="auto: bf16 where the hardware does it natively, else fp32")
     parser.add_argument("--query-max-length", type=int, help="query token limit (default: the model's saved limit)")
     parser.add_argument("--doc-max-length", type=int,
                         help="passage token limit (default: the model's saved limit; our trained models save their "

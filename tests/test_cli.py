@@ -52,6 +52,19 @@ def test_index_shows_one_bar_and_no_weight_loading(tiny_model_dir, tmp_path):
      "error: --data 'no/such/mlqa-r': no such file or folder. It takes a .jsonl file"),
     (["evaluate", "--dataset", "lareqa-demo", "--model", "./no-such-model", "--out", "o"],
      "error: no model directory ./no-such-model; give a local model directory"),
+    (["evaluate", "--dataset", "lareqa-demo", "--model", "/nonexistent", "--out", "o", "--update-card"],
+     "error: no model directory /nonexistent; give a local model directory"),
+    (["evaluate-collection", "--dataset", "miracl/{lang}/dev", "--langs", "sw", "--model", "/nonexistent", "--out", "o"],
+     "error: no model directory /nonexistent; give a local model directory"),
+    (["merge", "/nonexistent", "/nonexistent-b", "--weight", "0.5", "--out", "o"],
+     "error: no model directory /nonexistent; give a local model directory"),
+    (["train", "--sampling", "xx", "--model", "/nonexistent", "--data", "lareqa-demo", "--out", "o", "--steps", "1"],
+     "error: no model directory /nonexistent; give a local model directory"),
+    (["evaluate", "--dataset", "irds:miracl/{lang}/dev", "--langs", "sw", "--model", "m", "--out", "o"],
+     "for any ir_datasets collection use pyterrier-hybrid evaluate-collection"),
+    (["export-checkpoint", "no-such-run", "--out", "o"],
+     "error: no checkpoint at no-such-run/checkpoint/state.pt; give the output directory of a run trained with "
+     "--keep-checkpoint"),
 ])
 def test_errors_name_the_problem_first(tmp_path, args, message):
     rc, _, err, _ = cli(tmp_path, *args)
@@ -78,3 +91,22 @@ def test_train_merge_and_index_refuse_a_finished_output_in_the_same_words(tiny_m
     rc, _, err, _ = cli(tmp_path, "index", "--dataset", "lareqa-demo", "--model", tiny_model_dir, "--out", tmp_path / "m")
     assert rc == 2 and f"error: {tmp_path / 'm'} already exists{way_on}" in err
     assert {p: p.read_bytes() for p in (tmp_path / "m").rglob("*") if p.is_file()} == before
+
+
+def test_merge_names_a_missing_second_model(tiny_model_dir, tmp_path):
+    rc, _, err, _ = cli(tmp_path, "merge", tiny_model_dir, "/nonexistent", "--weight", "0.5", "--out", tmp_path / "d")
+    assert rc == 2 and "error: no model directory /nonexistent; give a local model directory" in err
+    assert "Traceback" not in err and "Repo id" not in err and not (tmp_path / "d").exists()
+
+
+def test_export_checkpoint_writes_a_model_of_the_last_step(tiny_model_dir, tmp_path):
+    rc, _, err, _ = cli(tmp_path, "train", "--sampling", "xy", "--model", tiny_model_dir, "--data", "lareqa-demo",
+                        "--out", tmp_path / "run", "--steps", "2", "--batch-size", "4", "--keep-checkpoint")
+    assert rc == 0, err[-2000:]
+    rc, out, err, left = cli(tmp_path, "export-checkpoint", tmp_path / "run", "--out", tmp_path / "last")
+    assert rc == 0, err[-2000:]
+    assert json.loads(out.splitlines()[-1]) == {"path": str(tmp_path / "last"), "run": str(tmp_path / "run"),
+                                                "step": 2, "steps": 2}
+    assert (tmp_path / "last" / "config.json").is_file() and left == []
+    card = (tmp_path / "last" / "README.md").read_text()
+    assert "trained with X-Y batches" in card and "weights of step 2 from the run's checkpoint" in card

@@ -1,6 +1,7 @@
 """evaluate on any ir_datasets collection: a two-language collection registered here, checked against pt.Experiment."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from ir_measures import R, RR, nDCG
 
 import pyterrier_hybrid as ph
 from pyterrier_hybrid.evaluation.collection_eval import default_measures, evaluate_collection, parse_measures
+from pyterrier_hybrid.testing import make_tiny_model
 
 TEXTS = {
     "sw": (["mto mrefu unaopita mjini", "soko la samaki asubuhi", "mlima wenye theluji", "shule ya watoto kijijini",
@@ -90,11 +92,36 @@ def test_each_language_equals_pt_experiment(enc, tmp_path):
     assert "| sw | " in table and "| **macro** | " in table
 
 
+def test_an_index_dir_is_reused_only_by_its_own_model(enc, tmp_path):
+    other = ph.BiEncoder(make_tiny_model(tmp_path / "other", seed=1), dtype="float32")  # same size, other weights
+    args = dict(measures=MEASURES, index_dir=tmp_path / "ix", verbose=False)
+    first = evaluate_collection("irds:fake-miracl/{lang}/dev", ["sw"], encoder=enc, **args)
+    index = ph.FaissIndex(tmp_path / "ix" / "sw")
+    stamp = (tmp_path / "ix" / "sw" / "pt_meta.json").stat().st_mtime_ns
+    again = evaluate_collection("irds:fake-miracl/{lang}/dev", ["sw"], encoder=enc, **args)
+    assert again["systems"] == first["systems"]
+    assert (tmp_path / "ix" / "sw" / "pt_meta.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
+    refused = (rf"{re.escape(str(tmp_path / 'ix' / 'sw'))} holds documents encoded by model '{re.escape(enc.name)}', "
+               rf"but the queries would be encoded by '{re.escape(other.name)}'.*give another --index-dir")
+    with pytest.raises(ValueError, match=refused):
+        evaluate_collection("irds:fake-miracl/{lang}/dev", ["sw"], encoder=other, **args)
+    mixed = evaluate_collection("irds:fake-miracl/{lang}/dev", ["sw"], encoder=other, allow_other_encoder=True, **args)
+    # asked for: the other model's queries against the first model's documents, as a user's pipeline scores them
+    dataset = pt.get_dataset("irds:fake-miracl/sw/dev")
+    docs = list(dataset.get_corpus_iter(verbose=False))
+    by_hand = ph.FaissIndex.from_vectors(enc.encode_docs([d["text"] for d in docs]), [d["docno"] for d in docs])
+    expected = pt.Experiment([other.query_encoder() >> by_hand.retriever(num_results=1000)], dataset.get_topics(),
+                             dataset.get_qrels(), eval_metrics=MEASURES).iloc[0]
+    for m in MEASURES:
+        assert mixed["systems"][other.name]["sw"][str(m)] == pytest.approx(expected[str(m)], abs=1e-6)
+    assert len(index) == 6 and index.encoder["model"] == enc.name
+
+
 def test_cli_with_bm25_beside_the_model(tiny_model_dir, tmp_path, enc):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     code = ("import sys, runpy; sys.path.insert(0, 'tests'); import test_collection_eval; "
             "sys.argv = ['pyterrier-hybrid'] + sys.argv[1:]; runpy.run_module('pyterrier_hybrid.cli', run_name='__main__')")
-    done = subprocess.run([sys.executable, "-c", code, "evaluate", "--dataset", "irds:fake-miracl/{lang}/dev",
+    done = subprocess.run([sys.executable, "-c", code, "evaluate-collection", "--dataset", "irds:fake-miracl/{lang}/dev",
                            "--langs", "sw,fi", "--model", str(tiny_model_dir), "--dtype", "float32", "--with-bm25",
                            "--out", str(tmp_path / "cli")], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

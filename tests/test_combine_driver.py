@@ -1,19 +1,16 @@
-"""examples/combine.py: each direction retrains the right α study's runs and writes where the page reads."""
-import sys
+"""pyterrier_hybrid.studies.combine: each direction retrains the right α study's runs and writes where the page reads."""
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-import combine  # noqa: E402
-import studies  # noqa: E402
-from studies import RESULTS, train_args  # noqa: E402
+from pyterrier_hybrid.studies import combine, runs
+from pyterrier_hybrid.studies.runs import RESULTS, train_args
 
 
 @pytest.fixture(autouse=True)
 def any_cpu(monkeypatch):
     """The driver is tested on any CPU; the bf16 guard is tested in test_studies.py."""
-    monkeypatch.setattr(studies, "bf16_host", lambda: True)
+    monkeypatch.setattr(runs, "bf16_host", lambda: True)
 
 
 def test_directions(tmp_path):

@@ -5,6 +5,7 @@ the "Hub" is a Hugging Face cache folder holding the tiny random model as intflo
 """
 import functools
 import http.server
+import importlib.util
 import os
 import re
 import shutil
@@ -21,17 +22,20 @@ from huggingface_hub import constants
 
 from conftest import DEMO_FILES, ENV_VARS
 from ir_datasets_ext import DEMO, LareqaFamily
+from pyterrier_hybrid.testing import make_fake_hub_cache
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-sys.path.insert(0, str(EXAMPLES))
-import experiment  # noqa: E402
-from pyterrier_hybrid.testing import make_fake_hub_cache  # noqa: E402
+# an example is a script, not a module of the package: it is loaded from its file, here and in the driver below
+_spec = importlib.util.spec_from_file_location("experiment", EXAMPLES / "experiment.py")
+experiment = sys.modules["experiment"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(experiment)
 
 # the family the end-to-end runs download in place of XQuAD-R (a subprocess cannot see this module's objects)
 DRIVER = """
-import sys
-sys.path.insert(0, {examples!r})
-import experiment
+import importlib.util, sys
+spec = importlib.util.spec_from_file_location("experiment", {path!r})
+experiment = sys.modules["experiment"] = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(experiment)
 from ir_datasets_ext import DEMO, LareqaFamily, register
 experiment.DOWNLOAD = LareqaFamily("loopback-r", dict(DEMO.md5), {url!r}, "Apache-2.0")
 register(experiment.DOWNLOAD)
@@ -166,7 +170,7 @@ def run(tmp_path, url, env, argv=()):
     """examples/experiment.py's main() in a fresh process, XQuAD-R replaced by the demo files at ``url``."""
     clean = {k: v for k, v in os.environ.items() if k not in ENV_VARS and not k.startswith("PYTERRIER_HYBRID_")}
     clean.update(IR_DATASETS_HOME=str(tmp_path / "irds"), HF_HOME=str(tmp_path / "hf"), **env)
-    code = DRIVER.format(examples=str(EXAMPLES), url=f"{url}/lareqa-demo/{{lang}}.json", argv=list(argv))
+    code = DRIVER.format(path=str(EXAMPLES / "experiment.py"), url=f"{url}/lareqa-demo/{{lang}}.json", argv=list(argv))
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, env=clean, timeout=300)
     # bytes, not text=True: universal newlines would turn a progress bar's \r updates into lines of their own
     out, err = done.stdout.decode(), done.stderr.decode()

@@ -206,7 +206,7 @@ def test_in_memory_index_searches_as_the_same_vectors_on_disk(built):
             np.testing.assert_array_equal(got, want)
     q = query_frame(qvecs)
     pd.testing.assert_frame_equal(mem.retriever(num_results=10, langs=["en"])(q), index.retriever(num_results=10, langs=["en"])(q))
-    assert FaissIndex.from_vectors(vecs[:2], ["a", "b"]).lang_ids(None) is None
+    assert FaissIndex.from_vectors(vecs[:2], ["a", "b"]).lang_positions(None) is None
 
 
 def test_in_memory_index_bad_input(tmp_path):
@@ -232,11 +232,11 @@ def test_in_memory_index_bad_input(tmp_path):
 
 def test_blocked_search_from_disk_equals_in_memory(tmp_path, monkeypatch):
     """A flat index too large for memory is read block by block: same rankings, filters and scores."""
-    from pyterrier_hybrid.index import faiss_index, storage
+    from pyterrier_hybrid.index import search, storage
     docs, vecs = random_docs(n=1000, dim=16, seed=7)
     FaissIndex(tmp_path / "idx").index(iter(docs))
     memory = FaissIndex.from_vectors(vecs, [d["docno"] for d in docs], [d["lang"] for d in docs])
-    monkeypatch.setattr(faiss_index, "IN_MEMORY_BYTES", 0)
+    monkeypatch.setattr(search, "IN_MEMORY_BYTES", 0)
     monkeypatch.setattr(storage, "READ_BLOCK", 96)  # 11 blocks, the last one short
     disk = FaissIndex(tmp_path / "idx")
     assert disk._contents().vectors is None and disk._contents().vectors_path is not None
@@ -302,7 +302,7 @@ def test_format_version_and_sizes_are_checked(built, monkeypatch):
     index, _, _ = built
     root = Path(index.path)
     meta = json.loads((root / "pt_meta.json").read_text())
-    assert meta["format_version"] == 2
+    assert meta["format_version"] == 3
     with open(root / "vectors.f32", "ab") as f:
         f.write(b"\0" * 4)
     with pytest.raises(CorruptIndexError, match=r"vectors.f32 has 19204 bytes, pt_meta.json says 19200"):
@@ -318,7 +318,7 @@ def test_format_version_and_sizes_are_checked(built, monkeypatch):
         large.verify()
     del meta["format_version"]  # what the first release wrote
     (root / "pt_meta.json").write_text(json.dumps(meta))
-    with pytest.raises(CorruptIndexError, match=r"format 1, and this pyterrier-hybrid reads format 2; rebuild it"):
+    with pytest.raises(CorruptIndexError, match=r"format 1, and this pyterrier-hybrid reads formats \[2, 3\]; rebuild"):
         len(FaissIndex(root))
 
 
@@ -341,3 +341,52 @@ def test_refine_rescores_compressed_candidates_exactly_from_disk(tmp_path):
         lean.retriever(refine=100)
     with pytest.raises(ValueError, match="is exact already"):
         FaissIndex.from_vectors(vecs, [d["docno"] for d in docs]).search(q, 5, refine=50)
+
+
+def test_a_loaded_index_reports_what_is_on_disk(tmp_path):
+    """Type, factory string and removal come from pt_meta.json, not from the constructor's defaults."""
+    docs, _ = random_docs(n=3000, dim=16, seed=13)
+    FaissIndex(tmp_path / "pq", index_type="IVF16,PQ8", train_size=2000).index(iter(docs))
+    FaissIndex(tmp_path / "hnsw", index_type="hnsw", hnsw_m=8, language_removal="lir").index(iter(docs))
+    for loaded in (pt.Artifact.load(str(tmp_path / "pq")), FaissIndex(tmp_path / "pq")):
+        assert (loaded.index_type, loaded.factory, loaded.language_removal) == ("IVF16,PQ8", "IVF16,PQ8", None)
+        assert loaded.format_version == 3 and loaded.encoder is None and len(loaded) == 3000 and loaded.dim == 16
+    hnsw = pt.Artifact.load(str(tmp_path / "hnsw"))
+    assert (hnsw.index_type, hnsw.factory, hnsw.language_removal) == ("hnsw", "HNSW8,Flat", "lir")
+    assert hnsw.language_identity.k == 2 and hnsw.language_identity.langs == ("de", "en", "fr")
+    # build options never describe an index already on disk
+    assert FaissIndex(tmp_path / "pq", index_type="flat").index_type == "IVF16,PQ8"
+
+
+def test_duplicate_docnos_are_refused_with_both_positions(tmp_path):
+    docs, vecs = random_docs(n=5000, dim=8)
+    twice = docs[:4500] + [{**docs[4500], "docno": docs[7]["docno"]}] + docs[4501:]  # across chunks of 4096
+    twice[4800] = {**twice[4800], "docno": docs[4700]["docno"]}  # a later repeat: the first one is named
+    with pytest.raises(ValueError, match=r"documents 7 and 4500 both have docno 'de:7'; docnos must be unique"):
+        FaissIndex(tmp_path / "idx").index(iter(twice))
+    assert list(tmp_path.iterdir()) == []  # refused before the directory is moved into place
+    with pytest.raises(ValueError, match=r"documents 0 and 2 both have docno 'a'"):
+        FaissIndex.from_vectors(np.ones((3, 2), np.float32), ["a", "b", "a"])
+    assert len(FaissIndex(tmp_path / "ok").index(iter(docs))) == 5000  # unique docnos pass
+
+
+def test_first_duplicate_compares_docnos_not_only_hashes():
+    from pyterrier_hybrid.index.storage import first_duplicate
+    docnos = ["a", "b", "c", "b", "a"]
+    assert first_duplicate(np.array([1, 2, 3, 2, 1], np.int64), docnos) == ("b", 1, 3)
+    # colliding hashes of different docnos are no duplicate
+    assert first_duplicate(np.array([5, 5, 5], np.int64), ["x", "y", "z"]) is None
+    assert first_duplicate(np.array([5, 5, 5], np.int64), ["x", "y", "x"]) == ("x", 0, 2)
+
+
+def test_chunks_rebuild_the_same_index_as_another_type(built, tmp_path):
+    index, docs, vecs = built
+    chunks = list(index.chunks(128))
+    assert [len(c[0]) for c in chunks] == [128, 128, 44]
+    assert sum((c[0] for c in chunks), []) == [d["docno"] for d in docs]
+    assert sum((c[2] for c in chunks), []) == [d["lang"] for d in docs]
+    np.testing.assert_array_equal(np.concatenate([c[1] for c in chunks]), vecs)
+    hnsw = index.indexer(index_type="HNSW8", overwrite=True).index_chunks(index.chunks())  # in place, another type
+    assert hnsw is index and index.index_type == "HNSW8" and len(index) == 300  # read again after the rebuild
+    with pytest.raises(ValueError, match="without its exact vectors"):
+        next(index.chunks())

@@ -3,7 +3,6 @@ import ir_datasets
 from ir_datasets.formats import BaseDocPairs, BaseDocs, BaseQrels, BaseQueries, GenericDoc, GenericDocPair, GenericQrel, GenericQuery
 from ir_datasets.indices import Docstore
 
-import numpy as np
 
 from pyterrier_hybrid.training import HybridBatchSampler, ParallelItem, ParallelSource, from_irds, load_source, split_validation
 
@@ -135,3 +134,12 @@ def _big(lang):
 for _lang in _WORDS:
     if BIG.format(lang=_lang) not in ir_datasets.registry:
         ir_datasets.registry.register(BIG.format(lang=_lang), _big(_lang))
+
+
+def test_an_irds_source_is_a_training_source():
+    from pyterrier_hybrid.training import TrainingSource
+    src = from_irds("fake-mmarco/{lang}/train", ["en", "de"])
+    assert isinstance(src, TrainingSource)
+    entry = src.entry(0, "de")  # what the samplers read of an entry
+    assert (entry.query, entry.positive, list(entry.negatives)) == (
+        "welche Farbe hat der Leuchtturm", "Der Leuchtturm ist rot.", ["Nachts fahren Schiffe vorbei."])

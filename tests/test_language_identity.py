@@ -33,7 +33,8 @@ def docs():
 
 
 def ranking(index, **kw):
-    res = index.retriever(num_results=None, **kw)(pd.DataFrame({"qid": ["en:q"], "query_vec": [QUERY_EN_A]}))
+    pipeline = ph.lang_from_qid() >> index.retriever(num_results=None, **kw)  # "en:q" is an English query
+    res = pipeline(pd.DataFrame({"qid": ["en:q"], "query_vec": [QUERY_EN_A]}))
     return dict(zip(res.docno, np.round(res.score.astype(float), 5)))
 
 
@@ -58,6 +59,8 @@ def test_statistics_travel_with_the_index(tmp_path):
     ph.FaissIndex(tmp_path / "i", language_removal="center").index(docs())
     loaded = pt.Artifact.load(str(tmp_path / "i"))
     assert ranking(loaded) == {"en:A": 1.0, "de:A": 1.0, "en:B": -1.0, "de:B": -1.0}
+    assert (loaded.language_removal, loaded.index_type, ph.FaissIndex(tmp_path / "i").language_removal) == \
+        ("center", "flat", "center")  # what is on disk, not the constructor's default
     meta = json.loads((tmp_path / "i" / "pt_meta.json").read_text())
     assert meta["language_removal"] == {"method": "center", "k": None, "langs": ["de", "en"], "counts": [2, 2]}
     assert "language_identity.npz" in meta["files"]
@@ -68,11 +71,13 @@ def test_statistics_travel_with_the_index(tmp_path):
         ph.FaissIndex(tmp_path / "i").docnos
 
 
-def test_the_query_language_comes_from_the_argument_a_column_or_the_qid(tmp_path):
+def test_the_query_language_comes_from_the_argument_or_a_column_and_the_qid_only_when_asked(tmp_path):
     index = ph.FaissIndex.from_vectors(np.stack(list(DOCS.values())), list(DOCS), [d[:2] for d in DOCS],
                                        language_removal="center")
+    assert index.language_identity.needs_query_lang
     frame = pd.DataFrame({"qid": ["q1"], "query_vec": [QUERY_EN_A]})
-    with pytest.raises(ValueError, match="needs each query's language: give retriever\\(query_lang=...\\)"):
+    missing = r"needs each query's language: give retriever\(query_lang=...\) or a 'lang' column .*lang_from_qid\(\)"
+    with pytest.raises(ValueError, match=missing):
         index.retriever(num_results=None)(frame)
     by_arg = index.retriever(num_results=None, query_lang="en")(frame)
     by_col = index.retriever(num_results=None)(frame.assign(lang="en"))
@@ -80,12 +85,24 @@ def test_the_query_language_comes_from_the_argument_a_column_or_the_qid(tmp_path
     # a German reading of the same vector is centred on the German mean: another, honest answer
     as_de = index.retriever(num_results=None, query_lang="de")(frame)
     assert as_de.score.tolist() != by_arg.score.tolist()
+    # a '<lang>:' qid says nothing unless lang_from_qid() is asked to read it
+    prefixed = frame.assign(qid="en:q1")
+    with pytest.raises(ValueError, match=missing):
+        index.retriever(num_results=None)(prefixed)
+    by_qid = (ph.lang_from_qid() >> index.retriever(num_results=None))(prefixed)
+    assert list(by_qid.lang) == ["en"] * 4 and by_qid.score.tolist() == by_arg.score.tolist()
+    by_scheme = (ph.lang_from_qid(lang_of=lambda q: q.split("_")[-1]) >> index.retriever(num_results=None))(
+        frame.assign(qid="q1_de"))
+    assert by_scheme.score.tolist() == as_de.score.tolist()
+    with pytest.raises(ValueError, match=r"qid 'q1' has none; give lang_from_qid\(lang_of=...\)"):
+        ph.lang_from_qid()(frame)
     with pytest.raises(ValueError, match=r"no language statistics for \['fr'\].*'lir', which needs no query language"):
         index.retriever(num_results=None, query_lang="fr")
     with pytest.raises(ValueError, match=r"no language statistics for \['fr'\]"):
-        index.retriever(num_results=None)(pd.DataFrame({"qid": ["fr:q"], "query_vec": [QUERY_EN_A]}))
+        (ph.lang_from_qid() >> index.retriever(num_results=None))(frame.assign(qid="fr:q"))
     lir = ph.FaissIndex.from_vectors(np.stack(list(DOCS.values())), list(DOCS), [d[:2] for d in DOCS],
                                      language_removal="lir")
+    assert not lir.language_identity.needs_query_lang
     assert len(lir.retriever(num_results=None)(frame)) == 4  # no language needed
 
 

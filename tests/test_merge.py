@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 import pyterrier_hybrid as ph
+from pyterrier_hybrid.model.model_dir import write_settings
 from pyterrier_hybrid.testing import make_tiny_model
 
 
@@ -20,7 +21,7 @@ def pair(tmp_path_factory):
     out = []
     for seed in (1, 2):
         d = make_tiny_model(root / f"m{seed}", seed=seed, dropout=0.0)
-        ph.model_dir.write_settings(d, ph.EncoderSettings(query_prefix="query: ", doc_prefix="passage: "), dim=32)
+        write_settings(d, ph.EncoderSettings(query_prefix="query: ", doc_prefix="passage: "), dim=32)
         out.append(d)
     return out
 
@@ -63,7 +64,7 @@ def test_a_fine_tune_merged_with_its_start(tiny_model_no_dropout, tmp_path):
     tuned = Trainer(start, HybridBatchSampler(from_lareqa("lareqa-demo"), 4), tmp_path / "tuned",
                     TrainConfig(steps=3, lr=1e-3), verbose=False).train()
     base = shutil.copytree(tiny_model_no_dropout, tmp_path / "start")  # the start, with the prefixes it trained with
-    ph.model_dir.write_settings(base, start.settings, dim=32)
+    write_settings(base, start.settings, dim=32)
     out = ph.merge_models(tuned, base, 0.5, tmp_path / "m")
     wt, ws, wm = (load_file(d / "model.safetensors") for d in (tuned, base, out))
     w = "encoder.layer.1.attention.self.query.weight"
@@ -86,7 +87,7 @@ def test_mismatched_models_are_refused(pair, tmp_path):
     with pytest.raises(ValueError, match="different tokenizers"):
         ph.merge_models(a, other_tok, 0.5, tmp_path / "x")
     cls = shutil.copytree(b, tmp_path / "cls")
-    ph.model_dir.write_settings(cls, ph.EncoderSettings(pooling="cls", query_prefix="query: ", doc_prefix="passage: "), 32)
+    write_settings(cls, ph.EncoderSettings(pooling="cls", query_prefix="query: ", doc_prefix="passage: "), 32)
     with pytest.raises(ValueError, match="encode differently .*pooling: 'mean' vs 'cls'"):
         ph.merge_models(a, cls, 0.5, tmp_path / "x")
     with pytest.raises(ValueError, match=r"outside \[0, 1\]"):

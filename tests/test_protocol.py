@@ -13,7 +13,8 @@ from ir_measures import AP
 import pyterrier_hybrid as ph
 from pyterrier_hybrid.evaluation.measures import QueryLanguageShare, RankCorrelation, RankDistance
 from pyterrier_hybrid.evaluation.protocol import run_protocol
-from pyterrier_hybrid.evaluation.rankers import DenseRanker, RetrieverRanker, break_ties, rank_matrix
+from pyterrier_hybrid.evaluation.rankers import DenseRanker, RetrieverRanker
+from pyterrier_hybrid.evaluation.ranking import break_ties, rank_matrix
 from pyterrier_hybrid.evaluation.splits import load_split
 
 

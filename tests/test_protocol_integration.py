@@ -33,7 +33,7 @@ def test_runner_matches_numpy(shared_data, me5_dir, tmp_path):
     assert all(len(q) == 200 for q in split.queries.values())
     dvecs = ranker.index._contents().vectors
     docnos = [str(d) for d in split.docnos]
-    lang_of = np.array([split.langs[i] for i in split.doc_lang])
+    lang_of = np.array([split.langs[i] for i in split.doc_lang_codes])
     for x, y in [("en", "en"), ("de", "en"), ("zh", "de")]:
         allowed = np.flatnonzero(lang_of == y)
         aps = []

@@ -1,12 +1,18 @@
-"""examples/reproduce.py end to end on the bundled demo with a tiny model, and the studies of examples/alpha_sweep.py."""
+"""examples/reproduce.py end to end on the bundled demo with a tiny model, and the studies of
+pyterrier_hybrid.studies.alpha_sweep."""
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+from pyterrier_hybrid.studies import alpha_sweep
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-sys.path.insert(0, str(EXAMPLES))
-import reproduce  # noqa: E402
+# an example is a script, not a module of the package: loaded from its file
+_spec = importlib.util.spec_from_file_location("reproduce", EXAMPLES / "reproduce.py")
+reproduce = sys.modules["reproduce"] = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(reproduce)
 
 
 def run(script, tiny_model_dir, out, *extra):
@@ -36,7 +42,6 @@ def test_reproduce_trains_evaluates_and_summarizes(tiny_model_dir, tmp_path):
 
 
 def test_alpha_sweep_studies():
-    import alpha_sweep
     recipe, runs = alpha_sweep.study("alpha", "M")
     assert len(runs) == 15 and len({r.name for r in runs}) == 15
     assert [(r.alpha, r.seed) for r in runs[:5]] == [(a, 0) for a in (0, 0.25, 0.5, 0.75, 1)]  # seed by seed

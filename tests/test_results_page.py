@@ -1,12 +1,14 @@
-"""examples/results.py: docs/results.md from run artifacts, on made-up runs whose numbers we know."""
+"""pyterrier_hybrid.studies.results: docs/results.md from run artifacts, on made-up runs whose numbers we know."""
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
+import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
-import results  # noqa: E402
+from pyterrier_hybrid.evaluation.report import seen_unseen, seen_unseen_rows
+from pyterrier_hybrid.studies import results, runs
+from pyterrier_hybrid.studies.combine_page import combine_section
+from pyterrier_hybrid.studies.stats import holm, paired_test
+from pyterrier_hybrid.studies.tables import signed
 
 LANGS = ["ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh"]
 
@@ -58,8 +60,33 @@ def test_page_from_runs(tmp_path):
 
 
 def test_holm():
-    assert np.allclose(results.holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
-    assert results.holm([0.5, 0.9]) == [1.0, 1.0]
+    assert np.allclose(holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == [1.0, 1.0]
+
+
+def test_paired_test():
+    assert paired_test([0.5, 0.6, 0.7, 0.5, 0.6, 0.7], [0.4] * 6) == (6, 0, 0.03125)  # 2 / 2**6: all six one way
+    assert paired_test([10, 20, 30], [11, 19, 31], better=-1)[:2] == (2, 1)  # lower is better: two pairs favour a
+    assert paired_test([1.0, 2.0], [1.0, 2.0]) == (0, 0, 1.0)  # every pair ties: no test
+
+
+def test_seen_and_unseen_languages_come_from_the_datasets():
+    assert runs.SEEN == ["ar", "de", "en", "es", "hi", "vi", "zh"]  # MLQA-R's languages
+    assert runs.UNSEEN == ["el", "ru", "th", "tr"]                  # XQuAD-R's others
+
+
+def test_seen_unseen_parts_and_rows():
+    report = fake_report(0.8, 0.6, 0.5, 300.0)
+    report["multi_by_lang"]["el"], report["rank_distance"]["el"] = 0.3, 500.0
+    parts = seen_unseen(report, seen=["ar", "de"])
+    # Cr.: the seen part is the two cells between ar and de; every other cell involves an unseen language
+    assert parts["seen"] == {"mono": 0.8, "cross": 0.6, "multi": 0.5, "rank_distance": 300.0}
+    assert parts["unseen"]["multi"] == pytest.approx((8 * 0.5 + 0.3) / 9)
+    assert parts["unseen"]["rank_distance"] == pytest.approx((8 * 300.0 + 500.0) / 9)
+    assert seen_unseen_rows({"hybrid": parts}, "model") == [
+        "| model | part | Mo. | Cr. | Mul. | rank distance |", "|---|---|---|---|---|---|",
+        "| hybrid | seen | 0.800 | 0.600 | 0.500 | 300.0 |",
+        f"| hybrid | unseen | 0.800 | 0.600 | {(8 * 0.5 + 0.3) / 9:.3f} | {(8 * 300.0 + 500.0) / 9:.1f} |"]
 
 
 def test_reproduction_and_other_studies_on_the_page(tmp_path):
@@ -68,7 +95,7 @@ def test_reproduction_and_other_studies_on_the_page(tmp_path):
         fake_run(study / f"alpha{alpha:g}-seed0", alpha, 0, 0.6, 300.0)
     fake_run(tmp_path / "results" / "budget" / "alpha0.5-seed0", 0.5, 0, 0.61, 290.0)
     (study / "reproduction.json").write_text(json.dumps({
-        "run": "alpha0-seed0", "command": "python examples/alpha_sweep.py --reproduce alpha0-seed0",
+        "run": "alpha0-seed0", "command": "python -m pyterrier_hybrid.studies.alpha_sweep --reproduce alpha0-seed0",
         "config_identical": True, "log_max_abs_diff": 0.0, "report_max_abs_diff": 0.0, "identical": True}))
     text = results.write_page(study, tmp_path / "results.md")
     assert "## Four times the budget" in text and "| 0.5 | 1 | 0.750 | 0.750 | 0.610 | 290.0 |" in text
@@ -131,8 +158,8 @@ def test_budget_and_reverse_sections(tmp_path, monkeypatch):
 
 
 def test_signed_differences_never_read_minus_zero():
-    assert results.signed(-0.0003, 3) == "+0.000" and results.signed(-0.0006, 3) == "-0.001"
-    assert results.signed(12.34, 1) == "+12.3" and results.signed(-0.04, 1) == "+0.0"
+    assert signed(-0.0003, 3) == "+0.000" and signed(-0.0006, 3) == "-0.001"
+    assert signed(12.34, 1) == "+12.3" and signed(-0.04, 1) == "+0.0"
 
 
 def test_budget_lines_with_no_seed_every_alpha_finished():
@@ -176,7 +203,6 @@ def test_combine_section(tmp_path):
     (combine / "reading.md").write_text("Pick the merge for the least bias.\n")
     committed = tmp_path / "zero-shot.json"  # the committed zero-shot report, 0.5 rank distance away
     committed.write_text(json.dumps(fake_report(0.80, 0.64, 0.30, 1211.5)))
-    from combine_page import combine_section
     text = "\n".join(combine_section(combine, tmp_path, {}, zero_shot={"xquad-r": committed}))
     assert "largest absolute difference: macro and per-setting mAP 0, rank distance 0.5" in text
     assert "### Reading: which pipeline to pick\n\nPick the merge for the least bias.\n" in text
@@ -208,3 +234,41 @@ def test_hardware_lines_group_runs_by_where_they_trained():
                     "| budget | cpu, torch 2.13.0, 2 threads, bf16 native | 2 |",
                     "| budget | from step 0: cpu, torch 2.13.0, 2 threads, bf16 native; from step 80: NVIDIA H200, "
                     "torch 2.11.0, 16 threads, bf16 emulated | 1 |"]
+
+
+def test_fp32_studies_have_their_own_section_and_baselines(tmp_path):
+    results_dir = tmp_path / "results"
+    for alpha, multi, rd in [(0.0, 0.60, 300.0), (0.5, 0.58, 320.0), (1.0, 0.55, 380.0)]:
+        fake_run(results_dir / "alpha" / f"alpha{alpha:g}-seed0", alpha, 0, multi, rd)
+    text = results.write_page(results_dir / "alpha", tmp_path / "results.md")
+    assert "fp32" not in text  # no fp32 runs: no section
+    # fp32 runs whose numbers differ from the bf16 ones: the budget is compared with the fp32 baselines only
+    for alpha, multi, rd in [(0.0, 0.50, 400.0), (0.5, 0.48, 420.0), (1.0, 0.45, 480.0)]:
+        fake_run(results_dir / "alpha-fp32" / f"alpha{alpha:g}-seed0", alpha, 0, multi, rd)
+        fake_run(results_dir / "budget-fp32" / f"alpha{alpha:g}-seed0", alpha, 0, multi + 0.03, rd - 40, steps=480)
+    text = results.write_page(results_dir / "alpha", tmp_path / "results.md")
+    fp32 = text[text.index("## In fp32, on hosts without fast bf16"):text.index("## Reproducibility")]
+    assert "## fp32: the baselines" in fp32 and "## fp32: four times the budget" in fp32
+    assert "| 0.5 | 1 | 0.750 | 0.750 | 0.480 | 420.0 | 40 |" in fp32
+    # +0.030 Mul. and -40 rank distance against the fp32 baselines (against the bf16 ones it would read -0.070, +60)
+    assert "| 0.5 | +0.000 | +0.000 | +0.030 | -40.0 |" in fp32
+    assert "## Four times the budget" not in text  # the bf16 budget study has no runs
+    assert "| budget (fp32) | not recorded | 3 |" in text
+
+
+def test_fp32_study_recipe_and_folders(monkeypatch):
+    from pyterrier_hybrid.studies import alpha_sweep
+    recipe, todo = alpha_sweep.study("budget", "M", "fp32")
+    assert recipe.eval_dtype == "float32" and recipe.steps == 480
+    assert {tuple(r.flags) for r in todo} == {("--freeze-embeddings",)}  # no --amp bf16
+    assert [r.name for r in alpha_sweep.study("alpha", "M", "fp32")[1]] == [
+        f"alpha{a}-seed{s}" for s in (0, 1, 2) for a in ("0", "0.5", "1")]
+    assert alpha_sweep.folder("budget", "fp32") == runs.RESULTS / "budget-fp32"
+    assert alpha_sweep.folder("budget", "bf16") == runs.RESULTS / "budget"
+    bf16_recipe, bf16_runs = alpha_sweep.study("budget", "M")
+    assert bf16_recipe.eval_dtype == "bfloat16" and tuple(bf16_runs[0].flags) == alpha_sweep.RECIPE_FLAGS
+    for host, expected in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(alpha_sweep, "bf16_host", lambda: host)
+        assert alpha_sweep.resolve_precision("auto") == expected
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        alpha_sweep.resolve_precision("fp16")

@@ -124,3 +124,35 @@ def test_jsonl_source(tmp_path):
     path.write_text('{"id": 3, "langs": {"en": {"query": "x"}}}\n')
     with pytest.raises(ValueError, match=r"train.jsonl:1 is not a training item .*'positive'"):
         from_jsonl(path)
+
+
+def test_both_sources_satisfy_the_training_source_protocol():
+    import inspect
+
+    from pyterrier_hybrid.training import IrdsSource, TrainingSource
+    from pyterrier_hybrid.training.source import TrainingSource as Declared
+    assert TrainingSource is Declared
+    members = [m for m in vars(TrainingSource) if not m.startswith("_") or m == "__len__"]
+    assert {"lang_index", "multi_index", "parallel_id", "item_langs", "entry", "subset", "describe", "langs"} <= set(members)
+    for cls in (ParallelSource, IrdsSource):
+        for name in members:
+            if name in ("langs", "name", "__annotations__"):
+                continue
+            declared, defined = getattr(TrainingSource, name), getattr(cls, name, None)
+            assert callable(defined), f"{cls.__name__} lacks {name}"
+            assert list(inspect.signature(defined).parameters) == list(inspect.signature(declared).parameters), name
+        assert isinstance(getattr(cls, "langs"), property)
+    assert isinstance(synthetic(), TrainingSource)
+    assert not isinstance([synthetic()], TrainingSource)  # a list of sources is not a source
+
+
+def test_sampling_names_and_labels_come_from_the_samplers():
+    from pyterrier_hybrid.training.samplers import SAMPLINGS, make_sampler, sampling_label
+    src = synthetic()
+    assert SAMPLINGS == ("xx", "xy", "hybrid")
+    made = [make_sampler(name, src, 4, alpha=0.25) for name in SAMPLINGS]
+    assert [type(s) for s in made] == [MonolingualBatchSampler, CrossLingualBatchSampler, HybridBatchSampler]
+    assert [s.describe()["sampling"] for s in made] == list(SAMPLINGS) and made[2].alpha == 0.25
+    assert [sampling_label(name, 0.25) for name in SAMPLINGS] == ["X-X-mono", "X-Y", "hybrid (α = 0.25)"]
+    with pytest.raises(ValueError, match="unknown sampling 'xz'; use one of xx, xy, hybrid"):
+        make_sampler("xz", src, 4)

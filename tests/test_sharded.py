@@ -9,6 +9,7 @@ import pytest
 
 import pyterrier_hybrid as ph
 from pyterrier_hybrid.index import sharded
+from pyterrier_hybrid.index.encoder_identity import encoder_identity
 
 from conftest import DEMO_FILES  # noqa: F401  (the demo collection's files must be there)
 
@@ -40,6 +41,7 @@ def test_python_ranks_equal_one_process(enc, tmp_path):
     np.testing.assert_allclose(v2, v1, atol=1e-5)
     np.testing.assert_allclose(v1, enc.encode_docs([d["text"] for d in docs]), atol=1e-5)
     assert not (tmp_path / ".two.shards").exists()  # the shards go once the index is assembled
+    assert one.encoder == two.encoder == encoder_identity(enc)  # the model is recorded, for retriever() to check
 
 
 def test_killed_run_resumes_from_finished_shards(enc, tmp_path, monkeypatch):
@@ -80,6 +82,18 @@ def test_shards_of_another_run_are_refused(enc, tmp_path, monkeypatch):
     ph.index_corpus(enc, docs[:5], tmp_path / "k")
     with pytest.raises(FileExistsError, match="overwrite=True"):
         ph.index_corpus(enc, docs, tmp_path / "k")
+
+
+def test_duplicate_docnos_are_refused_within_and_across_shards(enc, tmp_path):
+    docs = corpus(30)
+    docs[15] = {**docs[15], "docno": docs[12]["docno"]}  # both in the second shard of 10
+    with pytest.raises(ValueError, match=r"documents 12 and 15 both have docno 'en:12'; docnos must be unique"):
+        ph.index_corpus(enc, docs, tmp_path / "within", shard_size=10)
+    docs = corpus(30)
+    docs[25] = {**docs[25], "docno": docs[3]["docno"]}  # the first and the third shard
+    with pytest.raises(ValueError, match=r"documents 3 and 25 both have docno 'en:3'; docnos must be unique"):
+        ph.index_corpus(enc, docs, tmp_path / "across", shard_size=10)
+    assert not (tmp_path / "within").exists() and not (tmp_path / "across").exists()
 
 
 def cli_index(out, model, nproc):

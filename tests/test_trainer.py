@@ -348,3 +348,35 @@ def test_bf16_autocast_and_frozen_embeddings_on_cpu(tiny_model_no_dropout, demo,
     assert id(t.model.get_parameter(emb)) not in in_optimizer
     assert all(p.dtype == torch.float32 for p in t.model.parameters())  # weights stay fp32 under autocast
     assert json.loads((tmp_path / "frozen" / "training_config.json").read_text())["train"]["freeze_embeddings"] is True
+
+
+def test_an_exported_checkpoint_encodes_as_its_state(tiny_model_dir, demo, tmp_path):
+    from huggingface_hub import ModelCard
+    from pyterrier_hybrid.model.model_card import check_own_card
+    from pyterrier_hybrid.training import export_checkpoint
+    t = trainer(tiny_model_dir, demo, tmp_path / "run", steps=8, eval_every=2, patience=5, checkpoint_every=100, keep=True)
+    t.val_sampler = HybridBatchSampler(demo, 4, seed=9)
+    losses = iter([1.0, 0.5, 0.7, 0.8])  # the best is step 4: the run's model is not the last step
+    t.validation_loss = lambda: next(losses)
+    run = t.train()
+    state = torch.load(run / "checkpoint" / "state.pt", weights_only=True)
+    out = export_checkpoint(run, tmp_path / "last")
+    texts, queries = ["Die Brücke wurde 1890 eröffnet.", "The bridge opened in 1890."], ["Wann?", "When was it built?"]
+    by_hand = ph.BiEncoder(str(tiny_model_dir), device="cpu", dtype="float32")
+    by_hand.model.load_state_dict(state["model"])
+    exported = ph.BiEncoder(out, device="cpu", dtype="float32")
+    assert exported.settings == by_hand.settings
+    np.testing.assert_array_equal(exported.encode_docs(texts), by_hand.encode_docs(texts))
+    np.testing.assert_array_equal(exported.encode_queries(queries), by_hand.encode_queries(queries))
+    kept = ph.BiEncoder(run, device="cpu", dtype="float32").encode_docs(texts)
+    assert np.abs(kept - exported.encode_docs(texts)).max() > 1e-4  # step 8, not the kept step 4
+    config = json.loads((out / "training_config.json").read_text())
+    assert config["exported"] == {"checkpoint": str(run / "checkpoint" / "state.pt"), "step": 8}
+    assert config["seed"] == 0 and config["train"]["steps"] == 8
+    assert ModelCard.load(check_own_card(out)).data.pyterrier_hybrid["steps_done"] == 8
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        export_checkpoint(run, out)
+    with pytest.raises(ValueError, match="inside the run"):
+        export_checkpoint(run, run / "export")
+    with pytest.raises(FileNotFoundError, match="--keep-checkpoint"):
+        export_checkpoint(tmp_path / "last", tmp_path / "again")

@@ -6,8 +6,10 @@ The top stage: it may import the model, index and training packages; none of the
 from .measures import QueryLanguageShare, RankCorrelation, RankDistance, query_language_share, rank_correlation
 from .protocol import run_protocol
 from .rankers import DenseRanker, Ranker, RetrieverRanker
+from .report import seen_unseen, seen_unseen_rows
 from .sparse import bm25_builder
 from .splits import Split, load_split
 
 __all__ = ["DenseRanker", "QueryLanguageShare", "RankCorrelation", "RankDistance", "Ranker", "RetrieverRanker", "Split",
-           "bm25_builder", "load_split", "query_language_share", "rank_correlation", "run_protocol"]
+           "bm25_builder", "load_split", "query_language_share", "rank_correlation", "run_protocol", "seen_unseen",
+           "seen_unseen_rows"]

@@ -1,6 +1,6 @@
 """Evaluating on any ir_datasets collection, one corpus per language, with each benchmark's usual measures.
 
-``pyterrier-hybrid evaluate --dataset 'irds:miracl/{lang}/dev' --langs sw,te,fi`` indexes each language's
+``pyterrier-hybrid evaluate-collection --dataset 'miracl/{lang}/dev' --langs sw,te,fi`` indexes each language's
 corpus once, retrieves its topics with the model (and BM25 when asked), and scores the runs with
 ``pt.Experiment`` against the qrels. The measures default to what each benchmark reports
 (:data:`BENCHMARK_MEASURES`).
@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Sequence
 import ir_measures
 import numpy as np
 import pyterrier as pt
+from ir_datasets_ext import irds_name
 
 from ..atomic import atomic_write_text
 from .sparse import pisa_bm25
@@ -31,7 +32,7 @@ DEFAULT_MEASURES = "nDCG@10,R@100"
 
 def default_measures(pattern: str) -> List[ir_measures.Measure]:
     """The measures a benchmark is usually reported with (nDCG@10 and R@100 when it is none we know)."""
-    name = pattern[len("irds:"):] if pattern.startswith("irds:") else pattern
+    name = irds_name(pattern)
     spec = next((m for prefix, m in BENCHMARK_MEASURES if name.startswith(prefix)), DEFAULT_MEASURES)
     return parse_measures(spec)
 
@@ -55,7 +56,7 @@ def parse_measures(spec: str) -> List[ir_measures.Measure]:
 def evaluate_collection(pattern: str, langs: Optional[Sequence[str]], *, encoder=None, bm25: bool = False,
                         measures: Optional[Sequence[ir_measures.Measure]] = None, out_dir: Optional[str | Path] = None,
                         index_dir: Optional[str | Path] = None, num_results: int = 1000,
-                        verbose: bool = True) -> dict:
+                        allow_other_encoder: bool = False, verbose: bool = True) -> dict:
     """Index each language's corpus once and evaluate its topics and qrels with ``pt.Experiment``.
 
     Args:
@@ -66,7 +67,9 @@ def evaluate_collection(pattern: str, langs: Optional[Sequence[str]], *, encoder
         measures: ir_measures measures (default: :func:`default_measures`).
         out_dir: when given, write ``report.json`` and ``report.md`` there.
         index_dir: keep the dense indexes here (``<index_dir>/<lang>``) and reuse them; default: a temporary folder.
+            An index is reused only for the same corpus size and the same model (its recorded identity).
         num_results: documents retrieved per query.
+        allow_other_encoder: reuse an index in ``index_dir`` that another model encoded (to compare on purpose).
         verbose: progress bars.
 
     Returns:
@@ -74,7 +77,7 @@ def evaluate_collection(pattern: str, langs: Optional[Sequence[str]], *, encoder
     """
     if encoder is None and not bm25:
         raise ValueError("give an encoder (--model), BM25 (--bm25), or both")
-    name = pattern[len("irds:"):] if pattern.startswith("irds:") else pattern
+    name = irds_name(pattern)
     if "{lang}" in name and not langs:
         raise ValueError(f"{pattern} has a {{lang}} field: give the languages, e.g. --langs sw,te,fi")
     langs = list(langs) if "{lang}" in name else [None]
@@ -94,7 +97,7 @@ def evaluate_collection(pattern: str, langs: Optional[Sequence[str]], *, encoder
             pipelines, names = [], []
             if encoder is not None:
                 pipelines.append(_dense(encoder, dataset, dataset_name, Path(index_dir or work) / (lang or "corpus"),
-                                        num_results, verbose))
+                                        num_results, allow_other_encoder, verbose))
                 names.append(encoder.name)
             if bm25:
                 path = Path(work) / f"bm25-{lang or 'corpus'}"
@@ -126,7 +129,8 @@ def _load(name: str):
                        "catalogue, e.g. miracl/sw/dev or mr-tydi/te/test") from None
 
 
-def _dense(encoder, dataset, name: str, path: Path, num_results: int, verbose: bool) -> pt.Transformer:
+def _dense(encoder, dataset, name: str, path: Path, num_results: int, allow_other_encoder: bool,
+           verbose: bool) -> pt.Transformer:
     from ..index import FaissIndex, index_corpus
 
     if not (path / "pt_meta.json").is_file():  # indexed once, kept when index_dir is given
@@ -135,7 +139,11 @@ def _dense(encoder, dataset, name: str, path: Path, num_results: int, verbose: b
     if len(index) != dataset.irds_ref().docs_count():
         raise ValueError(f"{path} holds {len(index)} documents but irds:{name} has {dataset.irds_ref().docs_count()}; "
                          "it indexes another corpus: remove it or give another --index-dir")
-    return index.retriever(encoder, num_results=num_results)
+    try:  # a reused index must hold this model's vectors
+        return index.retriever(encoder, num_results=num_results, allow_other_encoder=allow_other_encoder)
+    except ValueError as e:
+        raise ValueError(f"{e}; here: remove {path} or give another --index-dir to index afresh, or reuse it anyway "
+                         "with --allow-other-encoder") from None
 
 
 def collection_markdown(report: dict) -> str:

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 
 from ..model.encoder import BiEncoder
 from .measures import average_precisions, language_shares, parallel_rank_correlations, rank_distances
-from .rankers import DenseRanker, Ranker, rank_matrix, ranks_of
+from .ranking import rank_matrix, ranks_of
+from .rankers import DenseRanker, Ranker
 from .splits import Split, load_split
 
 QLS_K = 10
@@ -92,7 +93,7 @@ def run_protocol(
         rd[x] = float(np.mean(rank_distances(ranks, counts)))
         n_ranked[x], unranked[x] = float(np.mean(counts)), float((ranks == 0).sum() / (ranks >= 0).sum())
         top = ids[:, :QLS_K]
-        qls[x] = float(np.mean(language_shares(np.where(top >= 0, split.doc_lang[np.maximum(top, 0)], -1),
+        qls[x] = float(np.mean(language_shares(np.where(top >= 0, split.doc_lang_codes[np.maximum(top, 0)], -1),
                                                split.langs.index(x))))
         multi_ranks[x] = inv
     mono = [matrix[x][x] for x in split.langs if x in matrix[x]]

@@ -1,5 +1,5 @@
 """Rankers for the protocol runner: the :class:`Ranker` protocol, :class:`DenseRanker` (a BiEncoder over an
-in-memory FaissIndex), :class:`RetrieverRanker` (any PyTerrier retriever, e.g. BM25) and rank-matrix helpers.
+in-memory FaissIndex), :class:`RetrieverRanker` (any PyTerrier retriever, e.g. BM25).
 
 Positions are a :class:`~pyterrier_hybrid.evaluation.splits.Split`'s candidate positions. Every ranking orders candidates
 by score, descending, and ties by docno, descending, as trec_eval does.
@@ -18,8 +18,12 @@ import pyterrier as pt
 
 from ..atomic import atomic_write
 from ..model.encoder import BiEncoder
-from ..index import QUERY_BLOCK, FaissIndex
+from ..index import FaissIndex
+from .ranking import break_ties, rank_matrix, ranks_of
 from .splits import Split
+
+#: rows of the pooled score matrix sorted per thread
+SORT_ROWS = 256
 
 
 @runtime_checkable
@@ -119,7 +123,7 @@ class DenseRanker:
         self.query_vecs = {lang: self._cached("queries", list(q["query"]), lambda q=q: enc.encode_queries(q["query"]))
                            for lang, q in split.queries.items()}
         self.index = FaissIndex.from_vectors(np.concatenate(doc_vecs), split.docnos,
-                                             split.doc_langs,
+                                             split.doc_lang_names,
                                              language_removal=self.language_removal_method, lir_k=self.lir_k)
         self._split, self._pooled = split, None
 
@@ -148,7 +152,7 @@ class DenseRanker:
             ranked[rows] = np.take_along_axis(pooled[rows], ids[rows], axis=1)
 
         # numpy sorts on one core and releases the GIL: a block of rows per core sorts the pool about 1.9x faster
-        blocks = [slice(i, i + QUERY_BLOCK) for i in range(0, len(pooled), QUERY_BLOCK)]
+        blocks = [slice(i, i + SORT_ROWS) for i in range(0, len(pooled), SORT_ROWS)]
         with ThreadPoolExecutor(min(len(blocks), _cores())) as pool:
             list(pool.map(sort, blocks))
         return break_ties(ranked, ids, split.docno_order)
@@ -159,9 +163,8 @@ class DenseRanker:
         if self._pooled is None or self._pooled[0] != x:
             index, _ = self._ready()
             self._pooled = None  # free the previous language's matrix first
-            q = self.query_vecs[x]  # in FaissIndex.search's query blocks, so the scores are bit for bit its own
-            blocks = [q[i:i + QUERY_BLOCK] for i in range(0, len(q), QUERY_BLOCK)]
-            self._pooled = (x, np.concatenate([index.scores(b, query_langs=[x] * len(b))[0] for b in blocks]))
+            q = self.query_vecs[x]  # scores() multiplies in search()'s fixed query blocks itself
+            self._pooled = (x, index.scores(q, query_langs=[x] * len(q))[0])
         return self._pooled[1]
 
     def relevant_ranks(self, x: str, y: str, rows: Sequence[int], docs: np.ndarray) -> np.ndarray:
@@ -218,7 +221,7 @@ class RetrieverRanker:
         slices = split.lang_slices
         for key in [(lang,) for lang in split.langs] + [tuple(split.langs)]:
             docs = [{"docno": split.docnos[i], "text": split.texts[i], "context": split.contexts[i],
-                     "lang": split.langs[split.doc_lang[i]]}
+                     "lang": split.langs[split.doc_lang_codes[i]]}
                     for lang in key for i in range(slices[lang].start, slices[lang].stop)]
             self._retrievers[key] = self.build(docs, key[0] if len(key) == 1 else "pooled")
 
@@ -274,63 +277,3 @@ def _cores() -> int:
 def _save_npy(path: Path, array: np.ndarray) -> None:
     with open(path, "wb") as f:  # a file object: np.save would add ".npy" to a temporary name
         np.save(f, array, allow_pickle=False)
-
-
-def break_ties(scores: np.ndarray, ids: np.ndarray, docno_order: np.ndarray) -> np.ndarray:
-    """Reorder runs of equal scores by docno, descending (trec_eval's rule); only the tied runs are touched.
-
-    Args:
-        scores: ``[queries, k]`` scores, descending in each row.
-        ids: ``[queries, k]`` candidate positions, -1 = padding; reordered in place (a contiguous copy first, when
-            it is a strided view) and returned.
-        docno_order: per position, the docno's place in sorted order (:attr:`Split.docno_order`).
-    """
-    ids = np.ascontiguousarray(ids)  # reshape(-1) below must be a view, not a copy
-    if ids.shape[1] < 2:
-        return ids
-    k = ids.shape[1]
-    eq = scores[:, 1:] == scores[:, :-1]
-    if ids.min() < 0:
-        eq &= ids[:, 1:] >= 0
-    pair = np.flatnonzero(eq)  # (row, j) pairs whose j+1-th score equals the j-th, as flat [queries, k - 1] indices
-    if not len(pair):
-        return ids
-    second = pair + pair // (k - 1) + 1  # the j+1-th as a flat [queries, k] index, ascending
-    opens = np.r_[True, np.diff(second) != 1]  # a run's first pair: its predecessor ties with nothing before it
-    run = np.cumsum(opens)
-    pos, run = np.concatenate([second[opens] - 1, second]), np.concatenate([run[opens], run])  # every tied position
-    order = np.lexsort((pos, run))
-    pos, run = pos[order], run[order]  # by run, then position
-    flat = ids.reshape(-1)  # a view: writing to it reorders ids in place
-    members = flat[pos]
-    flat[pos] = members[np.lexsort((-docno_order[members], run))]
-    return ids
-
-
-def rank_matrix(ids: np.ndarray, offset: int, n: int) -> np.ndarray:
-    """``[queries, n]``: the 1-based rank of each of the ``n`` candidates from position ``offset``; 0 = unranked.
-
-    Args:
-        ids: ``[queries, k]`` rankings (candidate positions, -1 = padding).
-        offset: the first candidate position of the corpus.
-        n: the corpus size.
-    """
-    ranks = np.arange(1, ids.shape[1] + 1, dtype=np.int32)[None, :]
-    if ids.shape[1] == n and (n == 0 or ids.min() >= 0):  # a full ranking (a permutation): no padding to absorb,
-        inv = np.empty((len(ids), n), dtype=np.int32)     # and 10x faster without the temporaries below
-        np.put_along_axis(inv, ids - offset if offset else ids, ranks, axis=1)
-        return inv
-    inv = np.zeros((len(ids), n + 1), dtype=np.int32)  # the extra column absorbs the -1 padding
-    np.put_along_axis(inv, np.where(ids >= 0, ids - offset, n), ranks, axis=1)
-    return inv[:, :n]
-
-
-def ranks_of(inv: np.ndarray, docs: np.ndarray, offset: int) -> np.ndarray:
-    """Look candidates up in a rank matrix; padding stays -1.
-
-    Args:
-        inv: a :func:`rank_matrix`.
-        docs: ``[queries, w]`` candidate positions, -1 = padding.
-        offset: the rank matrix's first candidate position.
-    """
-    return np.where(docs >= 0, np.take_along_axis(inv, np.maximum(docs - offset, 0), axis=1), -1)

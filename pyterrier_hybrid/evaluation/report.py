@@ -1,8 +1,10 @@
-"""Writing a protocol report: report.json, report.md and matrix.png (all written atomically)."""
+"""Writing a protocol report: report.json, report.md and matrix.png (all written atomically), and its numbers
+split by languages seen and unseen in training."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Dict, List, Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure  # drawn without pyplot: the user's plotting backend is left alone
@@ -90,3 +92,44 @@ def write_report(report: dict, out_dir: str | Path) -> None:
     atomic_write_text(out / "report.json", json.dumps(report, indent=2, allow_nan=True))
     atomic_write_text(out / "report.md", to_markdown(report))
     plot_matrix(report, out / "matrix.png")
+
+
+#: the measures of :func:`seen_unseen`, each with the decimals its table prints
+PART_MEASURES = {"mono": 3, "cross": 3, "multi": 3, "rank_distance": 1}
+
+
+def seen_unseen(report: dict, seen: Sequence[str]) -> Dict[str, Dict[str, float]]:
+    """Macro mAP (Mo., Cr., Mul.) and rank distance over the settings whose languages were all trained on ("seen"),
+    and over the settings that involve any other language ("unseen"); a Cr. setting is unseen when either side is.
+
+    Args:
+        report: a protocol report (:func:`~pyterrier_hybrid.evaluation.protocol.run_protocol`).
+        seen: the training languages.
+
+    Returns:
+        ``{"seen": {...}, "unseen": {...}}``, each with ``mono``, ``cross``, ``multi`` and ``rank_distance``
+        (NaN where a part has no setting).
+    """
+    out, m = {}, report["matrix"]
+    for part, keep in [("seen", lambda *ls: all(lang in seen for lang in ls)),
+                       ("unseen", lambda *ls: any(lang not in seen for lang in ls))]:
+        values = {"mono": [m[x][x] for x in m if keep(x)],
+                  "cross": [v for x in m for y, v in m[x].items() if y != x and keep(x, y)],
+                  "multi": [v for x, v in report["multi_by_lang"].items() if keep(x)],
+                  "rank_distance": [v for x, v in report["rank_distance"].items() if x != "macro" and keep(x)]}
+        out[part] = {k: float(np.mean(v)) if v else float("nan") for k, v in values.items()}
+    return out
+
+
+def seen_unseen_rows(parts: Mapping[str, Mapping[str, Mapping[str, float]]], label: str = "system") -> List[str]:
+    """The markdown table of :func:`seen_unseen` results, a row per system and part.
+
+    Args:
+        parts: system name -> :func:`seen_unseen` of its report (or a mean of several).
+        label: the heading of the first column.
+    """
+    rows = [f"| {label} | part | Mo. | Cr. | Mul. | rank distance |", "|---|---|---|---|---|---|"]
+    for name, by_part in parts.items():
+        for part, v in by_part.items():
+            rows.append(f"| {name} | {part} | " + " | ".join(f"{v[k]:.{d}f}" for k, d in PART_MEASURES.items()) + " |")
+    return rows

@@ -21,7 +21,7 @@ class Split:
     """
     langs: List[str]
     docnos: np.ndarray            # object array of docnos, by position
-    doc_lang: np.ndarray          # per position, the candidate's language as an index into langs
+    doc_lang_codes: np.ndarray    # per position, the candidate's language as an index into langs
     texts: List[str]
     contexts: List[str]
     queries: Dict[str, pd.DataFrame]             # lang -> qid, query, parallel_id (in file order)
@@ -30,13 +30,13 @@ class Split:
     @property
     def lang_slices(self) -> Dict[str, slice]:
         """Each language's candidates, as a slice of positions."""
-        bounds = np.searchsorted(self.doc_lang, np.arange(len(self.langs) + 1))
+        bounds = np.searchsorted(self.doc_lang_codes, np.arange(len(self.langs) + 1))
         return {lang: slice(int(bounds[i]), int(bounds[i + 1])) for i, lang in enumerate(self.langs)}
 
     @property
-    def doc_langs(self) -> List[str]:
+    def doc_lang_names(self) -> List[str]:
         """Per position, the candidate's language name."""
-        return [self.langs[i] for i in self.doc_lang]
+        return [self.langs[i] for i in self.doc_lang_codes]
 
     @cached_property
     def docno_order(self) -> np.ndarray:

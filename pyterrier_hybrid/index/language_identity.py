@@ -99,6 +99,12 @@ class LanguageIdentity:
         return cls(method, tuple(langs), means, tuple(int(c) for c in counts), basis)
 
     @property
+    def needs_query_lang(self) -> bool:
+        """Whether removing it from a query needs the query's language: ``"center"`` subtracts that language's mean,
+        ``"lir"`` projects every vector the same way."""
+        return self.method == "center"
+
+    @property
     def k(self) -> Optional[int]:
         """Directions projected out (``"lir"``), or None."""
         return None if self.basis is None else len(self.basis)
@@ -112,17 +118,18 @@ class LanguageIdentity:
 
         Args:
             vecs: ``[n, dim]`` vectors.
-            langs: each vector's language; needed for ``"center"`` (a language without statistics is an error),
-                ignored by ``"lir"``.
+            langs: each vector's language; needed when :attr:`needs_query_lang` (a language without statistics is
+                an error), ignored by ``"lir"``.
         """
         v = np.array(vecs, dtype=np.float32, copy=True)
         if v.ndim != 2 or v.shape[1] != self.means.shape[1]:
             raise ValueError(f"vectors of shape {v.shape} do not match the {self.means.shape[1]}-dimensional "
                              "language statistics; use the model that built the index")
-        if self.method == "center":
+        if self.needs_query_lang:
             if langs is None or len(langs) != len(v):
-                raise ValueError("language removal 'center' needs each vector's language: give a 'lang' column, "
-                                 "ids with a '<lang>:' prefix, or query_lang=")
+                raise ValueError("language removal 'center' subtracts the mean of each vector's language, so it needs "
+                                 "each query's language: give retriever(query_lang=...) or a 'lang' column (for qids "
+                                 "such as 'de:42', put pyterrier_hybrid.lang_from_qid() before the retriever)")
             v -= self.means[self.codes(langs)]
         else:
             v -= (v @ self.basis.T) @ self.basis

@@ -7,13 +7,16 @@ import numpy as np
 import pandas as pd
 import pyterrier as pt
 
-from ir_datasets_ext import id_lang
-
 from ..checks import require_columns
 
 
 class FaissRetriever(pt.Transformer):
-    """Searches a :class:`FaissIndex` with the ``query_vec`` column. Use :meth:`FaissIndex.retriever`."""
+    """Searches a :class:`FaissIndex` with the ``query_vec`` column. Use :meth:`FaissIndex.retriever`.
+
+    Each query's language, which an index that removes language identity by centring needs, is ``query_lang=``,
+    else the ``lang`` column; it is never guessed from the qid (:func:`~pyterrier_hybrid.lang_from_qid` does that
+    as a visible step).
+    """
 
     def __init__(self, index, *, num_results: Optional[int], langs: Optional[Sequence[str]],
                  query_lang: Optional[str], nprobe: int, ef_search: int, refine: Optional[int] = None):
@@ -21,19 +24,9 @@ class FaissRetriever(pt.Transformer):
         self.nprobe, self.ef_search, self.refine = nprobe, ef_search, refine
 
     def _query_langs(self, inp: pd.DataFrame) -> Optional[List[str]]:
-        """Each query's language, when the index needs it (centring): query_lang=, a lang column, or the qid."""
-        language = self.index.language_identity
-        if language is None or language.method != "center":
-            return None
         if self.query_lang is not None:
             return [self.query_lang] * len(inp)
-        if "lang" in inp.columns:
-            return list(inp["lang"])
-        qids = [str(q) for q in inp["qid"]]
-        if not all(":" in q for q in qids):
-            raise ValueError("this index removes language identity by centring and needs each query's language: give "
-                             "retriever(query_lang=...), a 'lang' column, or qids with a '<lang>:' prefix")
-        return [id_lang(q) for q in qids]
+        return list(inp["lang"]) if "lang" in inp.columns else None
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         require_columns(inp, ["qid", "query_vec"], "FaissRetriever",

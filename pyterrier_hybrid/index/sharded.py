@@ -2,9 +2,10 @@
 
 Under ``torchrun --nproc-per-node N`` (one process per GPU, or several on a CPU) every rank calls
 :func:`index_corpus` with the same arguments. The corpus is cut into fixed-size shards; rank r encodes the
-r-th contiguous run of them into ``.<index name>.shards/shard-NNNNN/`` beside the index, each written
-atomically, and rank 0 waits for every shard, then streams them in order into one :class:`FaissIndex`. A
-killed run, started again, skips the shards that finished. No collective calls are made, so ranks that
+r-th contiguous run of them into ``.<index name>.shards/shard-NNNNN/`` beside the index, each a flat
+:class:`FaissIndex` written atomically by its indexer, and rank 0 waits for every shard, then streams them in
+order into one index (whose indexer refuses a docno given twice, across shards too). A killed run, started
+again, skips the shards that finished. No collective calls are made, so ranks that
 finish early never time out waiting for slower ones.
 """
 from __future__ import annotations
@@ -23,10 +24,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_directory, atomic_write_text, refuse_existing
+from ir_datasets_ext import irds_name
+
+from ..atomic import atomic_write_text, refuse_existing
 from . import storage
-from .faiss_index import CHUNK, Chunk, FaissIndex, _check_vectors, _chunks, _lang_codes
-from .storage import DocnoArray
+from .encoder_identity import encoder_identity
+from .faiss_index import FaissIndex
+from .indexer import CHUNK, Chunk, chunked
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +39,7 @@ SHARD_SIZE = 1 << 18
 
 
 def index_corpus(encoder, docs: Any, path: str | Path, *, rank: Optional[int] = None,
-                 world_size: Optional[int] = None, shard_size: int = SHARD_SIZE, overwrite: bool = False,
+                 world_size: Optional[int] = None, shard_size: Optional[int] = None, overwrite: bool = False,
                  verbose: bool = False, poll_s: float = 1.0, **index_args: Any) -> Optional[FaissIndex]:
     """Encode ``docs`` with ``encoder`` into a :class:`FaissIndex` at ``path``, sharded over processes.
 
@@ -47,11 +51,12 @@ def index_corpus(encoder, docs: Any, path: str | Path, *, rank: Optional[int] = 
         path: the index directory.
         rank, world_size: this process's rank and the number of processes (default: torchrun's ``RANK`` and
             ``WORLD_SIZE``, else 0 and 1).
-        shard_size: documents per shard.
+        shard_size: documents per shard (default :data:`SHARD_SIZE`).
         overwrite: replace an existing index at ``path``.
         verbose: progress bars.
         poll_s: how often rank 0 looks for the other ranks' shards.
-        index_args: :class:`FaissIndex` options (``index_type``, ``language_removal``, ...).
+        index_args: :class:`~pyterrier_hybrid.index.indexer.FaissIndexer` options (``index_type``,
+            ``language_removal``, ...); the index records ``encoder``'s identity.
 
     Returns:
         The index on rank 0; ``None`` on the other ranks, which return once their shards are written.
@@ -60,6 +65,7 @@ def index_corpus(encoder, docs: Any, path: str | Path, *, rank: Optional[int] = 
     world_size = int(os.environ.get("WORLD_SIZE", 1)) if world_size is None else world_size
     if not 0 <= rank < world_size:
         raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
+    shard_size = SHARD_SIZE if shard_size is None else shard_size
     if shard_size < 1:
         raise ValueError(f"shard_size must be positive, got {shard_size}")
     final = Path(path)
@@ -67,8 +73,9 @@ def index_corpus(encoder, docs: Any, path: str | Path, *, rank: Optional[int] = 
     corpus = _Corpus(docs)
     n_shards = -(-corpus.count // shard_size)
     work = final.with_name(f".{final.name}.shards")
+    identity = {k: v for k, v in encoder_identity(encoder).items() if k != "model"}  # the same weights elsewhere resume
     plan = {"docs": corpus.count, "corpus": corpus.name, "shard_size": shard_size,
-            "encoder": hashlib.sha1(repr(encoder.identity()[:5]).encode()).hexdigest()}
+            "encoder": hashlib.sha1(json.dumps(identity, sort_keys=True).encode()).hexdigest()}
     _check_plan(work, plan, rank)
     mine = range(rank * n_shards // world_size, (rank + 1) * n_shards // world_size)
     share = range(mine.start * shard_size, min(mine.stop * shard_size, corpus.count))
@@ -77,16 +84,15 @@ def index_corpus(encoder, docs: Any, path: str | Path, *, rank: Optional[int] = 
         for shard in mine:
             folder = work / f"shard-{shard:05d}"
             first, stop = shard * shard_size, min((shard + 1) * shard_size, corpus.count)
-            if not (folder / "shard.json").is_file():  # else it finished before a kill
-                docs_here = corpus.slice(first, stop)
-                atomic_directory(folder, lambda tmp: _write_shard(tmp, encoder, docs_here, first))
+            if not (folder / storage.META).is_file():  # else it finished before a kill
+                _write_shard(folder, encoder, corpus.slice(first, stop), first)
             bar.update(stop - first)
     if rank != 0:
         return None
     folders = [work / f"shard-{s:05d}" for s in range(n_shards)]
     _wait_for(folders, poll_s)
-    index = FaissIndex(final, overwrite=overwrite, verbose=verbose, **index_args)
-    index.index_chunks(_read_shards(folders))
+    index = FaissIndex(final).indexer(overwrite=overwrite, verbose=verbose, encoder=encoder, **index_args) \
+        .index_chunks(_read_shards(folders))
     shutil.rmtree(work)
     return index
 
@@ -97,7 +103,7 @@ class _Corpus:
     def __init__(self, docs: Any):
         if isinstance(docs, str):
             import ir_datasets
-            name = docs[len("irds:"):] if docs.startswith("irds:") else docs
+            name = irds_name(docs)
             docs = ir_datasets.load(name)
         if hasattr(docs, "irds_ref"):  # a PyTerrier ir_datasets dataset
             docs = docs.irds_ref()
@@ -154,26 +160,26 @@ def _check_plan(work: Path, plan: dict, rank: int) -> None:
         work.mkdir(parents=True, exist_ok=True)
 
 
-def _write_shard(root: Path, encoder, docs: Iterator[dict], first: int) -> None:
-    writer = storage.StoreWriter(root)
+def _write_shard(folder: Path, encoder, docs: Iterator[dict], first: int) -> None:
+    """Encode one shard's documents into a flat index at ``folder`` (written atomically)."""
     doc_encoder = encoder.doc_encoder()
-    for batch in _chunks(docs, CHUNK):
-        frame = pd.DataFrame(batch)
-        if "docno" not in frame.columns:
-            raise KeyError(f"documents from {first + writer.n} have no 'docno' (or 'doc_id'); they have "
-                           f"{sorted(frame.columns)}")
-        vecs = _check_vectors(np.stack(doc_encoder(frame)["doc_vec"]), first + writer.n, writer.dim)
-        langs = list(frame["lang"]) if "lang" in frame.columns else [None] * len(frame)
-        writer.add(list(frame["docno"]), vecs, _lang_codes(langs, writer.lang_names))
-    files = writer.close()
-    (root / "shard.json").write_text(json.dumps({"first": first, "docs": writer.n, "dim": writer.dim,
-                                                 "langs": writer.lang_names, "files": files}))
+
+    def chunks() -> Iterator[Chunk]:
+        n = first
+        for batch in chunked(docs, CHUNK):
+            frame = pd.DataFrame(batch)
+            if "docno" not in frame.columns:
+                raise KeyError(f"documents from {n} have no 'docno' (or 'doc_id'); they have {sorted(frame.columns)}")
+            langs = list(frame["lang"]) if "lang" in frame.columns else [None] * len(frame)
+            yield list(frame["docno"]), np.stack(doc_encoder(frame)["doc_vec"]), langs
+            n += len(frame)
+    FaissIndex(folder).indexer(encoder=encoder).index_chunks(chunks(), start=first)
 
 
 def _wait_for(folders: List[Path], poll_s: float) -> None:
     last = 0.0
     while True:
-        missing = [f.name for f in folders if not (f / "shard.json").is_file()]
+        missing = [f.name for f in folders if not (f / storage.META).is_file()]
         if not missing:
             return
         if time.monotonic() - last > 60:
@@ -185,15 +191,7 @@ def _wait_for(folders: List[Path], poll_s: float) -> None:
 def _read_shards(folders: Iterable[Path]) -> Iterator[Chunk]:
     """Every shard's documents in order, ``CHUNK`` at a time, as ``(docnos, vectors, languages)``."""
     for folder in folders:
-        meta = json.loads((folder / "shard.json").read_text())
-        n, dim, names = meta["docs"], meta["dim"], meta["langs"]
-        docnos = DocnoArray(folder / storage.DOCNOS, folder / storage.OFFSETS, n)
-        codes = np.fromfile(folder / storage.LANGS, dtype=np.int16)
-        with open(folder / storage.VECTORS, "rb") as f:
-            for start, vecs in storage.iter_blocks(f, n, dim, block=CHUNK):
-                stop = start + len(vecs)
-                yield (list(docnos[np.arange(start, stop)]), vecs,
-                       [names[c] if c >= 0 else None for c in codes[start:stop]])
+        yield from FaissIndex(folder).chunks(CHUNK)
 
 
 __all__: Tuple[str, ...] = ("index_corpus",)

@@ -1,9 +1,10 @@
 """The on-disk format of a FaissIndex: streamed writing, checked reading, lazy docnos.
 
-Layout of format version 2 (a directory)::
+Layout of format version 3 (a directory)::
 
     pt_meta.json     type/format for pt.Artifact.load, format_version, doc_count, dim, index_type, factory,
-                     langs, language_removal, and each file's size and md5
+                     langs, language_removal, encoder (the identity of the model that encoded the documents, or
+                     null), and each file's size and md5
     vectors.f32      flat indexes: float32 [doc_count, dim], row i is document i (language identity removed
                      when the index removes it); searched block by block, never loaded whole when large
     index.faiss      other types: the faiss index built from those vectors (which are then not kept)
@@ -12,7 +13,9 @@ Layout of format version 2 (a directory)::
     langs.i16        int16 [doc_count]: each document's position in pt_meta.json's "langs" (-1 = unknown)
     language_identity.npz   only with language removal (see :mod:`~pyterrier_hybrid.index.language_identity`)
 
-Everything is written as it streams in, so memory does not grow with the corpus.
+Everything is written as it streams in, so memory does not grow with the corpus. Version 2 (the same, without
+``encoder``) is still read, as an index that records no encoder. :class:`IndexMeta` is the one reader and writer
+of ``pt_meta.json`` and the language statistics.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import hashlib
 import json
 import logging
 from pathlib import Path
+from dataclasses import dataclass, field
 from typing import BinaryIO, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -29,7 +33,10 @@ from .language_identity import LanguageIdentity
 logger = logging.getLogger(__name__)
 
 ARTIFACT_TYPE, ARTIFACT_FORMAT = "dense_index", "hybrid_faiss"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: versions this release reads: 2 lacks only ``encoder``
+READABLE_VERSIONS = (2, 3)
+META = "pt_meta.json"
 VECTORS, FAISS, DOCNOS, OFFSETS, LANGS, LANGUAGE = ("vectors.f32", "index.faiss", "docnos.txt", "docnos.offsets",
                                                     "langs.i16", "language_identity.npz")
 #: md5s are checked at load up to this many bytes in all; a larger index checks sizes, and ``verify()`` the rest
@@ -72,7 +79,8 @@ class StoreWriter:
     """Streams documents into an index directory: vectors, docnos and languages, chunk by chunk.
 
     Per-language sums of the vectors are kept as they pass, so language statistics can be estimated without
-    a second read.
+    a second read; so is a hash of each docno (8 bytes a document), so duplicates are found at the end with one
+    sort instead of a set of every docno.
     """
 
     def __init__(self, root: Path):
@@ -82,16 +90,19 @@ class StoreWriter:
         self.n, self.dim, self.lang_names = 0, None, []  # type: int, Optional[int], List[str]
         self.sums: List[np.ndarray] = []
         self.counts: List[int] = []
+        self._hashes: List[np.ndarray] = []
 
-    def add(self, docnos: Sequence[str], vecs: np.ndarray, codes: np.ndarray) -> None:
-        """Append one chunk: ``vecs`` float32 ``[n, dim]``, ``codes`` int16 positions in :attr:`lang_names`."""
+    def add(self, docnos: Sequence[str], vecs: np.ndarray, langs: Sequence[Optional[str]]) -> None:
+        """Append one chunk: ``vecs`` float32 ``[n, dim]``, each document's language (``None`` when unknown)."""
+        codes = self._codes(langs)
         self.dim = vecs.shape[1]
         data = [d.encode("utf-8") + b"\n" for d in docnos]
         ends = self.files[DOCNOS].size + np.cumsum([len(d) for d in data], dtype=np.int64)
         self.files[DOCNOS].write(b"".join(data))
         self.files[OFFSETS].write(ends.tobytes())
         self.files[VECTORS].write(np.ascontiguousarray(vecs, dtype=np.float32).tobytes())
-        self.files[LANGS].write(codes.astype(np.int16).tobytes())
+        self.files[LANGS].write(codes.tobytes())
+        self._hashes.append(np.fromiter((hash(d) for d in docnos), dtype=np.int64, count=len(docnos)))
         while len(self.sums) < len(self.lang_names):
             self.sums.append(np.zeros(self.dim, np.float64))
             self.counts.append(0)
@@ -100,6 +111,20 @@ class StoreWriter:
             self.sums[code] += rows.sum(axis=0, dtype=np.float64)
             self.counts[code] += len(rows)
         self.n += len(vecs)
+
+    def _codes(self, langs: Sequence[Optional[str]]) -> np.ndarray:
+        """Each language's position in :attr:`lang_names` (-1 for ``None``), adding new languages as they come."""
+        codes = np.empty(len(langs), dtype=np.int16)
+        position = {lang: i for i, lang in enumerate(self.lang_names)}
+        for i, lang in enumerate(langs):
+            if lang is None:
+                codes[i] = -1
+                continue
+            if lang not in position:
+                position[lang] = len(self.lang_names)
+                self.lang_names.append(lang)
+            codes[i] = position[lang]
+        return codes
 
     def fit_language(self, method: str, k: Optional[int]) -> LanguageIdentity:
         """Language statistics of every document written so far (every document needs a language)."""
@@ -110,6 +135,34 @@ class StoreWriter:
 
     def close(self) -> Dict[str, Dict[str, object]]:
         return {name: f.close() for name, f in self.files.items()}
+
+    def duplicate(self) -> Optional[Tuple[str, int, int]]:
+        """After :meth:`close`: ``(docno, first position, second position)`` of the docno written twice whose second
+        copy comes first, or None when every docno is unique."""
+        if not self._hashes:
+            return None
+        docnos = DocnoArray(self.root / DOCNOS, self.root / OFFSETS, self.n)
+        return first_duplicate(np.concatenate(self._hashes), docnos)
+
+
+def first_duplicate(hashes: np.ndarray, docnos: Sequence[str]) -> Optional[Tuple[str, int, int]]:
+    """``(docno, first position, second position)`` of the earliest repeated docno, or None.
+
+    Args:
+        hashes: a hash of each docno; only positions whose hashes collide are compared by their docnos.
+        docnos: the docnos, indexable by position.
+    """
+    order = np.argsort(hashes, kind="stable")
+    ranked = hashes[order]
+    found: Optional[Tuple[str, int, int]] = None
+    for h in np.unique(ranked[1:][ranked[1:] == ranked[:-1]]):  # hashes seen more than once
+        seen: Dict[str, int] = {}
+        for pos in np.sort(order[np.searchsorted(ranked, h):np.searchsorted(ranked, h, side="right")]):
+            docno = docnos[int(pos)]
+            if docno in seen and (found is None or pos < found[2]):
+                found = (docno, seen[docno], int(pos))
+            seen.setdefault(docno, int(pos))
+    return found
 
 
 def missing_langs(count: int) -> ValueError:
@@ -143,15 +196,79 @@ def iter_blocks(f: BinaryIO, n: int, dim: int, block: int = READ_BLOCK) -> Itera
         yield start, rows.reshape(-1, dim)
 
 
-def write_meta(root: Path, meta: dict) -> None:
-    (root / "pt_meta.json").write_text(json.dumps(meta, indent=2))
+def file_entry(path: Path) -> Dict[str, object]:
+    """A written file's size and md5, as ``files`` in pt_meta.json lists them."""
+    return {"size": path.stat().st_size, "md5": md5_file(path)}
 
 
-def read_meta(root: Path) -> dict:
-    """Read and check ``pt_meta.json``: the artifact type and the format version."""
-    path = root / "pt_meta.json"
+@dataclass
+class IndexMeta:
+    """Every fact about an index: what ``pt_meta.json`` and ``language_identity.npz`` hold, read and written here only.
+
+    Args:
+        doc_count: documents in the index.
+        dim: the vector size.
+        index_type: the type it was built as: ``"flat"``, ``"hnsw"``, ``"ivf"`` or a faiss factory string.
+        factory: the faiss factory string it was built from; None for flat (exact search over ``vectors.f32``).
+        langs: the document languages, in order of first appearance.
+        language: the language statistics removed from the stored vectors, or None.
+        encoder: the identity of the model that encoded the documents (see
+            :mod:`~pyterrier_hybrid.index.encoder_identity`), or None when it was not recorded.
+        files: each file's size and md5.
+        format_version: the format it was written in.
+    """
+    doc_count: int
+    dim: int
+    index_type: str
+    factory: Optional[str]
+    langs: List[str]
+    language: Optional[LanguageIdentity] = None
+    encoder: Optional[dict] = None
+    files: Dict[str, dict] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def language_removal(self) -> Optional[str]:
+        """The removal method (``"center"`` or ``"lir"``), or None."""
+        return None if self.language is None else self.language.method
+
+    def write(self, root: Path) -> None:
+        """Write the language statistics (when any) and ``pt_meta.json``, the last file of a build."""
+        if self.language is not None:
+            (root / LANGUAGE).write_bytes(self.language.to_bytes())
+            self.files[LANGUAGE] = file_entry(root / LANGUAGE)
+        (root / META).write_text(json.dumps({
+            "type": ARTIFACT_TYPE, "format": ARTIFACT_FORMAT, "format_version": self.format_version,
+            "package_hint": "pyterrier-hybrid", "doc_count": self.doc_count, "dim": self.dim,
+            "index_type": self.index_type, "factory": self.factory, "langs": self.langs,
+            "language_removal": None if self.language is None else self.language.describe(),
+            "encoder": self.encoder, "files": self.files}, indent=2))
+
+    @classmethod
+    def read(cls, root: Path) -> "IndexMeta":
+        """Read and check an index directory's metadata: its type and format version, every file's size (and md5,
+        up to :data:`VERIFY_BYTES`), and that the files hold ``doc_count`` documents."""
+        meta = _read_json(root)
+        _check_files(root, meta["files"])
+        n, dim = int(meta["doc_count"]), int(meta["dim"])
+        for name, size in [(OFFSETS, 8 * (n + 1)), (LANGS, 2 * n)] + (
+                [(VECTORS, 4 * n * dim)] if VECTORS in meta["files"] else []):
+            if meta["files"][name]["size"] != size:
+                raise CorruptIndexError(f"{root / name} does not hold {n} documents; the index is corrupt, rebuild it")
+        language = LanguageIdentity.from_bytes((root / LANGUAGE).read_bytes()) if meta.get("language_removal") else None
+        return cls(n, dim, meta["index_type"], meta["factory"], list(meta["langs"]), language, meta.get("encoder"),
+                   meta["files"], meta["format_version"])
+
+    def verify(self, root: Path) -> None:
+        """Check every file's md5; a CorruptIndexError naming the first that differs."""
+        _verify_md5(root, self.files)
+
+
+def _read_json(root: Path) -> dict:
+    """``pt_meta.json``, checked for the artifact type and a readable format version."""
+    path = root / META
     if not path.is_file():
-        raise FileNotFoundError(f"{root} is not a FaissIndex (no pt_meta.json); "
+        raise FileNotFoundError(f"{root} is not a FaissIndex (no {META}); "
                                 "build one with (encoder.doc_encoder() >> FaissIndex(path)).index(docs)")
     try:
         meta = json.loads(path.read_text())
@@ -160,36 +277,35 @@ def read_meta(root: Path) -> dict:
     if (meta.get("type"), meta.get("format")) != (ARTIFACT_TYPE, ARTIFACT_FORMAT):
         raise ValueError(f"{root} holds a {meta.get('type')}.{meta.get('format')} artifact, "
                          f"not a {ARTIFACT_TYPE}.{ARTIFACT_FORMAT} FaissIndex; load it with pt.Artifact.load")
-    version = meta.get("format_version", 1)
-    if version != FORMAT_VERSION:
+    meta.setdefault("format_version", 1)  # the first release wrote none
+    if meta["format_version"] not in READABLE_VERSIONS:
         raise CorruptIndexError(
-            f"{root} is in FaissIndex format {version}, and this pyterrier-hybrid reads format {FORMAT_VERSION}; "
-            "rebuild it with `pyterrier-hybrid index` (or FaissIndex(path, overwrite=True).index(docs))")
+            f"{root} is in FaissIndex format {meta['format_version']}, and this pyterrier-hybrid reads formats "
+            f"{list(READABLE_VERSIONS)}; rebuild it with `pyterrier-hybrid index` (or "
+            "FaissIndex(path, overwrite=True).index(docs))")
     return meta
 
 
-def check_files(root: Path, meta: dict) -> None:
+def _check_files(root: Path, files: Dict[str, dict]) -> None:
     """Every listed file is present with its size; md5s are checked too when the index is small enough."""
-    files = meta["files"]
     for name, want in files.items():
         path = root / name
         if not path.is_file():
             raise CorruptIndexError(f"{root} is missing {name}; the index is incomplete, rebuild it")
         if path.stat().st_size != want["size"]:
-            raise CorruptIndexError(f"{path} has {path.stat().st_size} bytes, pt_meta.json says {want['size']}; "
+            raise CorruptIndexError(f"{path} has {path.stat().st_size} bytes, {META} says {want['size']}; "
                                     "the index is corrupt, rebuild it")
-    if sum(f["size"] for f in files.values()) <= VERIFY_BYTES:
-        verify_md5(root, meta)
+    total = sum(f["size"] for f in files.values())
+    if total <= VERIFY_BYTES:
+        _verify_md5(root, files)
     else:
-        logger.info("%s: sizes checked; md5s of its %.1f GB are checked by FaissIndex.verify()", root,
-                    sum(f["size"] for f in files.values()) / 1e9)
+        logger.info("%s: sizes checked; md5s of its %.1f GB are checked by FaissIndex.verify()", root, total / 1e9)
 
 
-def verify_md5(root: Path, meta: dict) -> None:
-    for name, want in meta["files"].items():
+def _verify_md5(root: Path, files: Dict[str, dict]) -> None:
+    for name, want in files.items():
         if md5_file(root / name) != want["md5"]:
-            raise CorruptIndexError(f"{root / name} does not match the md5 in pt_meta.json; "
-                                    "the index is corrupt, rebuild it")
+            raise CorruptIndexError(f"{root / name} does not match the md5 in {META}; the index is corrupt, rebuild it")
 
 
 class DocnoArray:

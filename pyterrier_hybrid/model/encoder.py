@@ -1,8 +1,9 @@
 """BiEncoder: a shared-weight dual encoder over any Hugging Face encoder, as PyTerrier transformers."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import List, Literal, Optional, Sequence, Union
+from typing import List, Literal, Optional, Sequence, Union, get_args
 
 import numpy as np
 import pandas as pd
@@ -12,12 +13,13 @@ from tqdm.auto import tqdm
 from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from ..checks import require_columns, require_texts
-from .model_dir import resolve_settings
+from .model_dir import CARD, resolve_model, resolve_settings
 from .precision import autocast, resolve_dtype
 
 DocText = Literal["sentence", "sentence+context"]
 Kind = Literal["query", "doc"]
-DOC_TEXTS = ("sentence", "sentence+context")
+#: what a passage's vector encodes: its sentence, or its sentence with its paragraph (the CLI's --doc-text choices)
+DOC_TEXTS = get_args(DocText)
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
@@ -28,17 +30,9 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor
     return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
 
 
-def _check_model_path(model: Union[str, Path]) -> None:
-    """A clear error for a local path that holds no model, before transformers reads it as a Hub name."""
-    root = Path(model).expanduser()
-    if root.is_dir() and not (root / "config.json").is_file():
-        raise FileNotFoundError(f"{root} has no config.json, so it is not a model directory; give one written by "
-                                "save_pretrained (or pyterrier-hybrid train / merge)")
-    local = isinstance(model, Path) or str(model).startswith(("/", ".", "~")) or str(model).count("/") > 1
-    if local and not root.exists():
-        raise FileNotFoundError(f"no model directory {model}; give a local model directory (for example one made by "
-                                "python ../shared/tools/make_offline_me5.py DIR) or a Hugging Face name such as "
-                                "intfloat/multilingual-e5-small")
+def default_device() -> str:
+    """This process's device: its local rank's GPU under torchrun (or GPU 0), else the CPU."""
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
 
 
 class BiEncoder:
@@ -60,7 +54,7 @@ class BiEncoder:
         doc_text: ``"sentence"`` encodes the ``text`` column; ``"sentence+context"`` encodes
             ``text`` and ``context`` as a pair, truncating the context (LAReQA's candidate encoding).
         batch_size: texts per forward pass.
-        device: ``"cpu"``, ``"cuda"``...; defaults to CUDA when available.
+        device: ``"cpu"``, ``"cuda"``...; defaults to CUDA when available (the local rank's GPU under torchrun).
         dtype: ``"auto"`` (bf16 where the hardware does it natively, else fp32; on the full XQuAD-R protocol
             bf16 moved mAP by at most 0.0005), ``"float32"``, ``"bfloat16"`` (CPU or CUDA, under autocast) or
             ``"float16"`` (CUDA). The resolved one is in ``.dtype`` and in every protocol report.
@@ -85,8 +79,7 @@ class BiEncoder:
         verbose: bool = False,
     ):
         if isinstance(model, (str, Path)):
-            _check_model_path(model)
-            self.name = str(model)
+            self.name = resolve_model(model)
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(self.name)
             model = AutoModel.from_pretrained(self.name)
         else:
@@ -98,7 +91,7 @@ class BiEncoder:
             query_max_length=query_max_length, doc_max_length=doc_max_length)
         if doc_text not in DOC_TEXTS:
             raise ValueError(f"doc_text={doc_text!r} is not supported; use one of {DOC_TEXTS}")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(device or default_device())
         self.doc_text = doc_text
         self.dtype = resolve_dtype(dtype, self.device)
         self.batch_size = batch_size
@@ -117,7 +110,7 @@ class BiEncoder:
         files = ()
         if root.is_dir():  # a model retrained into the same directory must not look the same
             files = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.iterdir())
-                          if p.is_file() and p.name != "README.md")  # the card changes with evaluations, not weights
+                          if p.is_file() and p.name != CARD)  # the card changes with evaluations, not weights
             root = root.resolve()
         return (str(root), files, self.settings, self.doc_text, self.dtype, self.device.type, self.batch_size)
 
@@ -198,7 +191,6 @@ class QueryEncoder(pt.Transformer):
 
     def __init__(self, encoder: BiEncoder):
         self.encoder = encoder
-        self.batch_size = encoder.batch_size
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         require_columns(inp, ["query"], "query_encoder()", "Use topics with a 'query' column (PyTerrier topics have one).")
@@ -218,7 +210,6 @@ class DocEncoder(pt.Transformer):
 
     def __init__(self, encoder: BiEncoder):
         self.encoder = encoder
-        self.batch_size = encoder.batch_size
 
     def transform(self, inp: pd.DataFrame) -> pd.DataFrame:
         cols = ["text", "context"] if self.encoder.doc_text == "sentence+context" else ["text"]
@@ -227,6 +218,11 @@ class DocEncoder(pt.Transformer):
             return inp.assign(doc_vec=pd.Series(dtype=object))
         contexts = inp["context"] if "context" in cols else None
         return inp.assign(doc_vec=list(self.encoder.encode_docs(inp["text"], contexts)))
+
+    def __rshift__(self, right) -> pt.Transformer:
+        # an index records which model encodes its documents, so that another model's queries can be refused
+        encoded_by = getattr(right, "encoded_by", None)
+        return super().__rshift__(encoded_by(self.encoder) if callable(encoded_by) else right)
 
     def __repr__(self) -> str:
         return f"{self.encoder!r}.doc_encoder()"

@@ -12,11 +12,10 @@ from typing import Dict
 
 import torch
 
-from ..atomic import atomic_directory, refuse_existing
-from .model_dir import resolve_settings, write_settings
-from .model_card import CARD
+from ..atomic import refuse_existing
+from .model_card import render_merge_card
+from .model_dir import MERGE_CONFIG, TRAINING_CONFIG, resolve_model, resolve_settings, write_model_dir
 
-MERGE_CONFIG = "merge_config.json"
 #: config.json keys that say where or how a checkpoint was saved, not what the network is
 _NOT_ARCHITECTURE = {"_name_or_path", "transformers_version", "torch_dtype", "dtype"}
 #: the settings both parents must share: a vector means something else under another pooling or prefix
@@ -28,8 +27,8 @@ def merge_models(a: str | Path, b: str | Path, weight: float, out: str | Path, *
 
     A and B must have the same architecture (config.json apart from where it was saved), the same tokenizer and the
     same pooling, normalisation and prefixes; the merged model takes A's tokenizer and A's length limits.
-    ``out`` gets ``merge_config.json`` and a model card naming both parents and λ. The directory is written under a
-    temporary name and renamed into place, so a crash leaves nothing that loads.
+    ``out`` gets ``merge_config.json`` and a model card naming both parents and λ. It is written by
+    :func:`~pyterrier_hybrid.model.model_dir.write_model_dir`, so a crash leaves nothing that loads.
 
     Args:
         a: model directory (or Hugging Face name) A; ``weight`` is its share.
@@ -44,6 +43,7 @@ def merge_models(a: str | Path, b: str | Path, weight: float, out: str | Path, *
         raise ValueError(f"--weight {weight} is outside [0, 1]; λ is A's share of every parameter")
     out = Path(out)
     refuse_existing(out, overwrite)
+    a, b = resolve_model(a), resolve_model(b)
     configs = [AutoConfig.from_pretrained(m).to_dict() for m in (a, b)]
     keys = (set(configs[0]) | set(configs[1])) - _NOT_ARCHITECTURE
     differ = sorted(k for k in keys if configs[0].get(k) != configs[1].get(k))
@@ -63,21 +63,11 @@ def merge_models(a: str | Path, b: str | Path, weight: float, out: str | Path, *
                          "pooling, normalisation and prefixes")
     model = AutoModel.from_pretrained(a, dtype=torch.float32)
     other = AutoModel.from_pretrained(b, dtype=torch.float32).state_dict()
-    merged = _interpolate(model.state_dict(), other, weight, str(a), str(b))
-    model.load_state_dict(merged)
-
-    def build(tmp: Path) -> None:
-        model.save_pretrained(tmp)
-        toks[0].save_pretrained(tmp)
-        write_settings(tmp, settings[0], dim=model.config.hidden_size)
-        config = {"formula": "weight * A + (1 - weight) * B, every parameter",
-                  "parents": [_parent(a, weight), _parent(b, 1.0 - weight)], "weight": weight,
-                  "settings_from": str(a)}
-        (tmp / MERGE_CONFIG).write_text(json.dumps(config, indent=2, ensure_ascii=False), encoding="utf-8")
-        (tmp / CARD).write_text(_card(str(a), str(b), weight), encoding="utf-8")
-
-    atomic_directory(out, build)
-    return out
+    model.load_state_dict(_interpolate(model.state_dict(), other, weight, a, b))
+    config = {"formula": "weight * A + (1 - weight) * B, every parameter",
+              "parents": [_parent(a, weight), _parent(b, 1.0 - weight)], "weight": weight, "settings_from": a}
+    return write_model_dir(out, model, toks[0], settings[0], provenance=(MERGE_CONFIG, config),
+                           card=render_merge_card(a, b, weight))
 
 
 def _tokenizer_identity(tok) -> tuple:
@@ -105,7 +95,7 @@ def _interpolate(sa: Dict[str, torch.Tensor], sb: Dict[str, torch.Tensor], weigh
 
 def _parent(model: str | Path, weight: float) -> dict:
     """A parent's name, share and, when we trained it, its start and its sampling."""
-    run = Path(model) / "training_config.json"
+    run = Path(model) / TRAINING_CONFIG
     info = {"model": str(model), "weight": weight}
     if run.is_file():
         config = json.loads(run.read_text(encoding="utf-8"))
@@ -113,21 +103,3 @@ def _parent(model: str | Path, weight: float) -> dict:
                     seed=config.get("seed"))
     return info
 
-
-def _card(a: str, b: str, weight: float) -> str:
-    from huggingface_hub import ModelCardData
-
-    data = ModelCardData(base_model=[a, b], library_name="sentence-transformers", pipeline_tag="sentence-similarity",
-                         tags=["pyterrier", "dense-retrieval", "multilingual", "merge"],
-                         pyterrier_hybrid={"merge": {"a": a, "b": b, "weight": weight}})
-    return f"""---
-{data.to_yaml()}
----
-
-# Merged dual encoder: {weight:g} × `{a}` + {1 - weight:g} × `{b}`
-
-Every parameter is `{weight:g} * A + {1 - weight:g} * B` (pyterrier-hybrid `merge`), with A = `{a}` and
-B = `{b}`. Tokenizer, pooling, prefixes and length limits are A's. `merge_config.json` names both parents (and,
-for models pyterrier-hybrid trained, their start, sampling and seed). Load with
-`pyterrier_hybrid.BiEncoder("<this directory>")` or sentence-transformers.
-"""

@@ -1,33 +1,50 @@
-"""The model card (``README.md``, Hugging Face's convention) a trained model directory carries.
+"""The model card (``README.md``, Hugging Face's convention) a model directory pyterrier-hybrid writes carries.
 
-YAML metadata says how the model was made (base model, sampling, α, steps, batch, seed, data, lengths,
-temperature, best validation loss); ``pyterrier-hybrid evaluate --update-card`` adds evaluation summaries.
+YAML metadata says how the model was made: for a trained one its base model, sampling, α, steps, batch, seed, data,
+lengths, temperature and best validation loss; for a merged one its parents and λ. ``pyterrier-hybrid evaluate
+--update-card`` adds evaluation summaries.
 """
 from __future__ import annotations
 
 import math
 import re
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional, Union
 
 from ..atomic import atomic_write_text
+from .model_dir import CARD, MERGE_CONFIG, TRAINING_CONFIG
 
-CARD = "README.md"
 _EVAL = re.compile(r"\n<!-- evaluation:(?P<key>[^ ]+) -->\n.*?<!-- /evaluation -->\n", re.DOTALL)
+_LOAD = 'Load with `pyterrier_hybrid.BiEncoder("<this directory>")` or sentence-transformers.'
 
 
-def render_model_card(run: dict, steps_done: int, best_val_loss: Optional[float], stopped_early: bool) -> str:
-    """The card's text for a run config (see ``Trainer.run_config``) and the training outcome."""
+def _front_matter(base_model: Union[str, List[str]], tag: str, made: dict, **more) -> str:
+    """The card's YAML block; its ``pyterrier_hybrid`` entry (``made``) marks the cards we wrote."""
     from huggingface_hub import ModelCardData
 
+    data = ModelCardData(base_model=base_model, library_name="sentence-transformers", pipeline_tag="sentence-similarity",
+                         tags=["pyterrier", "dense-retrieval", "multilingual", tag], pyterrier_hybrid=made, **more)
+    return f"---\n{data.to_yaml()}\n---\n"
+
+
+def render_model_card(run: dict, steps_done: int, best_val_loss: Optional[float], stopped_early: bool,
+                      sampling: str, note: str = "") -> str:
+    """The card's text for a trained model.
+
+    Args:
+        run: the run config (see ``Trainer.run_config``).
+        steps_done: the steps the weights were trained for.
+        best_val_loss: the best validation loss, None when not measured.
+        stopped_early: whether early stopping ended the run.
+        sampling: the sampling as the card names it (``training.samplers.sampling_label``).
+        note: a sentence added after the description (e.g. where exported weights came from).
+    """
     langs = list(dict.fromkeys(lang for s in run["sources"] for lang in s["langs"]))
     best = None if best_val_loss is None or math.isinf(best_val_loss) else round(float(best_val_loss), 6)
     train, enc = run["train"], run["encoder"]
-    data = ModelCardData(
-        base_model=run["base_model"], language=langs, library_name="sentence-transformers",
-        pipeline_tag="sentence-similarity", tags=["pyterrier", "dense-retrieval", "multilingual", "hybrid-batches"],
-        datasets=[s["name"] for s in run["sources"]],
-        pyterrier_hybrid={
+    front = _front_matter(
+        run["base_model"], "hybrid-batches", language=langs, datasets=[s["name"] for s in run["sources"]],
+        made={
             "sampling": run["sampling"], "alpha": run["alpha"], "steps": train["steps"], "steps_done": steps_done,
             "stopped_early": stopped_early, "batch_size": run["batch_size"], "seed": run["seed"],
             "temperature": train["temperature"], "lr": train["lr"], "amp": train["amp"],
@@ -37,12 +54,8 @@ def render_model_card(run: dict, steps_done: int, best_val_loss: Optional[float]
         })
     sources = "\n".join(f"| {s['name']} | {s['items']} | {', '.join(s['langs'])} | `{s['sha1'][:12]}` |"
                         for s in run["sources"])
-    kind = {"xx": "X-X-mono", "xy": "X-Y", "hybrid": f"hybrid (α = {run['alpha']})"}[run["sampling"]]
-    return f"""---
-{data.to_yaml()}
----
-
-# Dual encoder trained with {kind} batches
+    return f"""{front}
+# Dual encoder trained with {sampling} batches
 
 Fine-tuned from `{run['base_model']}` with pyterrier-hybrid (hybrid batches,
 arXiv 2408.10536): {steps_done} of {train['steps']} steps{' (early stopping fired)' if stopped_early else ''},
@@ -50,13 +63,30 @@ batch size {run['batch_size']}, seed {run['seed']}, InfoNCE temperature {train['
 precision {train['amp'] or 'fp32'}{', word embeddings frozen' if train['freeze_embeddings'] else ''},
 query / passage length {enc['query_max_length']} / {enc['doc_max_length']} tokens,
 prefixes {enc['query_prefix']!r} / {enc['doc_prefix']!r}. Best validation loss: {best if best is not None else 'not measured'}.
-
+{note + chr(10) if note else ''}
 | training source | items | languages | sha1 |
 |---|---|---|---|
 {sources}
 
-The full configuration is in `training_config.json`. Load with `pyterrier_hybrid.BiEncoder("<this directory>")`
-or sentence-transformers.
+The full configuration is in `{TRAINING_CONFIG}`. {_LOAD}
+"""
+
+
+def render_merge_card(a: str, b: str, weight: float) -> str:
+    """The card's text for the merge ``weight * a + (1 - weight) * b``.
+
+    Args:
+        a: model A's name or directory.
+        b: model B's.
+        weight: λ, A's share.
+    """
+    front = _front_matter([a, b], "merge", made={"merge": {"a": a, "b": b, "weight": weight}})
+    return f"""{front}
+# Merged dual encoder: {weight:g} × `{a}` + {1 - weight:g} × `{b}`
+
+Every parameter is `{weight:g} * A + {1 - weight:g} * B` (pyterrier-hybrid `merge`), with A = `{a}` and
+B = `{b}`. Tokenizer, pooling, prefixes and length limits are A's. `{MERGE_CONFIG}` names both parents (and,
+for models pyterrier-hybrid trained, their start, sampling and seed). {_LOAD}
 """
 
 

@@ -1,19 +1,37 @@
-"""Encoder settings: read from / written to sentence-transformers' files, and the one rule for prefixes.
+"""Model directories: where a model is found, its file names, its encoder settings, and the one writer.
 
 Reading and writing the same files sentence-transformers uses (``modules.json``,
 ``1_Pooling/config.json``, ``config_sentence_transformers.json``, ``sentence_bert_config.json``)
 means our trained models load in sentence-transformers, and theirs load in :class:`BiEncoder`.
+Every model directory pyterrier-hybrid writes (trained, merged, exported from a checkpoint) comes from
+:func:`write_model_dir`.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import shutil
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, Literal, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Literal, Optional, Tuple
+
+from ..atomic import atomic_directory
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 logger = logging.getLogger("pyterrier_hybrid")
+
+#: the model card (Hugging Face's convention); its metadata marks the ones pyterrier-hybrid wrote
+CARD = "README.md"
+#: how a trained model was made (the run config), beside its weights
+TRAINING_CONFIG = "training_config.json"
+#: how a merged model was made (its parents and λ)
+MERGE_CONFIG = "merge_config.json"
+#: a training run's resume state, inside its output directory
+CHECKPOINT = "checkpoint"
 
 Pooling = Literal["mean", "cls"]
 POOLINGS = ("mean", "cls")
@@ -52,9 +70,31 @@ KNOWN_PREFIXES: Tuple[Tuple[str, str, str], ...] = (
 )
 
 
+def resolve_model(model: str | Path) -> str:
+    """The model to load, or a clear error for a local path that holds none: the one check of every command and
+    class that takes a model, made before transformers or huggingface_hub read a missing path as a Hub name.
+
+    Args:
+        model: a local model directory or a Hugging Face name.
+
+    Returns:
+        the name to load: ``model`` as given, with ``~`` expanded.
+    """
+    root = Path(model).expanduser()
+    if root.is_dir() and not (root / "config.json").is_file():
+        raise FileNotFoundError(f"{root} has no config.json, so it is not a model directory; give one written by "
+                                "save_pretrained (or pyterrier-hybrid train / merge / export-checkpoint)")
+    local = isinstance(model, Path) or str(model).startswith(("/", ".", "~")) or str(model).count("/") > 1
+    if local and not root.exists():
+        raise FileNotFoundError(f"no model directory {model}; give a local model directory (for example one made by "
+                                "python ../shared/tools/make_offline_me5.py DIR) or a Hugging Face name such as "
+                                "intfloat/multilingual-e5-small")
+    return str(root) if str(model).startswith("~") else str(model)
+
+
 def _file_finder(model: str | Path) -> Callable[[str], Optional[Path]]:
     """Finds a model's files: in its directory, or through huggingface_hub (its cache, when offline)."""
-    root = Path(model)
+    root = Path(resolve_model(model))
     if root.is_dir():
         return lambda name: root / name if (root / name).is_file() else None
     from huggingface_hub import hf_hub_download
@@ -177,3 +217,50 @@ def write_settings(model_dir: str | Path, settings: EncoderSettings, dim: int) -
     }
     for name, content in files.items():
         (root / name).write_text(json.dumps(content, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def write_model_dir(path: str | Path, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
+                    settings: EncoderSettings, *, provenance: Tuple[str, dict], card: str,
+                    within_run: bool = False) -> Path:
+    """Write a model directory that :class:`BiEncoder` and sentence-transformers load: weights, tokenizer,
+    sentence-transformers files, settings, provenance and card. The one writer of trained, merged and exported models.
+
+    A crash never leaves a directory that loads as a half-written model: the files are built in a temporary folder
+    first. By default that folder is renamed to ``path``, replacing what was there. ``within_run`` keeps the
+    directory's other files (a training run's log and checkpoint) and moves the model's files in, ``config.json``
+    (what makes it load) removed first and moved last.
+
+    Args:
+        path: the model directory.
+        model: the weights (saved with ``save_pretrained``).
+        tokenizer: its tokenizer.
+        settings: how it encodes (pooling, normalisation, prefixes, length limits).
+        provenance: (file name, content) saying how it was made, e.g. ``(TRAINING_CONFIG, run_config)``.
+        card: the model card's text (see :mod:`~pyterrier_hybrid.model.model_card`).
+        within_run: add the model to an existing run directory instead of replacing the directory.
+    """
+    path = Path(path)
+    name, content = provenance
+
+    def build(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_settings(tmp, settings, dim=model.config.hidden_size)
+        (tmp / name).write_text(json.dumps(content, indent=2, ensure_ascii=False), encoding="utf-8")
+        (tmp / CARD).write_text(card, encoding="utf-8")
+
+    if not within_run:
+        atomic_directory(path, build)
+        return path
+    tmp = path / ".model.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    build(tmp)
+    (path / "config.json").unlink(missing_ok=True)
+    for entry in sorted(tmp.iterdir(), key=lambda p: p.name == "config.json"):
+        target = path / entry.name
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(entry, target)
+    tmp.rmdir()
+    return path

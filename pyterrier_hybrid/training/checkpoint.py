@@ -1,4 +1,4 @@
-"""Checkpoints and resume: safe loading, the run-config check, and the log cut back to the checkpoint."""
+"""Checkpoints and resume: where they lie, safe loading, the run-config check, and the log cut back to the checkpoint."""
 from __future__ import annotations
 
 import json
@@ -9,9 +9,28 @@ from typing import Any, List
 import torch
 
 from ..atomic import atomic_write, atomic_write_text
+from ..model.model_dir import CHECKPOINT
 
 #: run-config keys that may change on --resume: they do not change what is trained
 RESUMABLE = {"train.checkpoint_every"}
+
+
+def state_path(run_dir: str | Path) -> Path:
+    """Where a run keeps its resume state (weights, AdamW, sampler and RNG states): ``RUN/checkpoint/state.pt``.
+
+    Args:
+        run_dir: the run's output directory.
+    """
+    return Path(run_dir) / CHECKPOINT / "state.pt"
+
+
+def best_path(run_dir: str | Path) -> Path:
+    """Where a validating run keeps the best weights so far: ``RUN/checkpoint/best.pt``.
+
+    Args:
+        run_dir: the run's output directory.
+    """
+    return Path(run_dir) / CHECKPOINT / "best.pt"
 
 
 def save(obj: Any, path: Path) -> None:

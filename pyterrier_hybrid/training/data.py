@@ -20,25 +20,15 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 import ir_datasets_ext as lareqa
 from ir_datasets_ext import LareqaFamily
 
-
-if TYPE_CHECKING:
-    from .irds import IrdsSource
-    Source = Union["ParallelSource", IrdsSource]
-
-
-@dataclass(frozen=True)
-class Entry:
-    """One language's version of a training item."""
-    query: str
-    positive: str
-    negatives: Tuple[str, ...] = ()
+from .irds import from_irds
+from .source import Entry, TrainingSource
 
 
 @dataclass(frozen=True)
@@ -50,7 +40,8 @@ class ParallelItem:
 
 @dataclass
 class ParallelSource:
-    """A named list of parallel items (one training source). Parallel ids are unique within a source."""
+    """A named list of parallel items (one training source, a :class:`~pyterrier_hybrid.training.source.TrainingSource`
+    held in memory). Parallel ids are unique within a source."""
     name: str
     items: List[ParallelItem]
 
@@ -82,7 +73,7 @@ class ParallelSource:
                 h.update("\0".join((item.parallel_id, lang, e.query, e.positive, *e.negatives)).encode("utf-8"))
         return {"name": self.name, "items": len(self.items), "langs": self.langs, "sha1": h.hexdigest()}
 
-    # what the samplers read: the same for sources whose texts are fetched when drawn (IrdsSource)
+    # the rest of the TrainingSource protocol: what the samplers read
     def lang_index(self) -> Dict[str, np.ndarray]:
         """Per language, the positions of the items that have it, in item order."""
         by_lang: Dict[str, List[int]] = {}
@@ -176,14 +167,13 @@ def from_jsonl(path: str | Path) -> ParallelSource:
     return _group(path.name, rows())
 
 
-def load_source(spec: str, langs: Optional[Sequence[str]] = None) -> ParallelSource:
+def load_source(spec: str, langs: Optional[Sequence[str]] = None) -> TrainingSource:
     """A source from a CLI ``--data`` value: a ``.jsonl`` file, a LAReQA family name, a folder named after a
     family (e.g. ``../shared/data/mlqa-r``, read in place and md5-checked), or an ir_datasets pattern with ``{lang}``."""
     path = Path(spec)
     if "{lang}" in spec:
         if not langs:
             raise ValueError(f"--data {spec} needs --langs to know which languages to load")
-        from .irds import from_irds
         return from_irds(spec, langs)
     if spec not in lareqa.FAMILIES and not path.exists() and ("/" in spec or os.sep in spec or spec.endswith(".jsonl")):
         raise FileNotFoundError(f"--data {spec!r}: no such file or folder. It takes a .jsonl file, a LAReQA family "
@@ -210,8 +200,13 @@ def held_out(parallel_id: str, fraction: float) -> bool:
     return hashlib.md5(parallel_id.encode()).digest()[0] < fraction * 256
 
 
-def split_validation(source: "Source", fraction: float) -> Tuple["Source", "Source"]:
+def split_validation(source: TrainingSource, fraction: float) -> Tuple[TrainingSource, TrainingSource]:
     """Split items (whole parallel ids, so no translation leaks) into training and validation sources,
-    by a hash of the id: the same ids go to validation on every run."""
+    by a hash of the id: the same ids go to validation on every run.
+
+    Args:
+        source: any training source.
+        fraction: the share of parallel ids held out, in (0, 1).
+    """
     held = np.array([held_out(source.parallel_id(i), fraction) for i in range(len(source))], dtype=bool)
     return source.subset(~held, source.name), source.subset(held, f"{source.name} (validation)")

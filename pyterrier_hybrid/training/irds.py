@@ -15,7 +15,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 import ir_datasets
 import numpy as np
 
-from .data import Entry
+from .source import Entry
 
 #: hard negatives kept per query and language
 NEGATIVES = 3
@@ -98,7 +98,8 @@ class _LazyEntry:
 
 
 class IrdsSource:
-    """Parallel items from ir_datasets collections, kept as ids (see :func:`from_irds`).
+    """Parallel items from ir_datasets collections, kept as ids (see :func:`from_irds`); a
+    :class:`~pyterrier_hybrid.training.source.TrainingSource`.
 
     Item i is a query id shared across languages; ``rows[lang][i]`` is its row in that language (-1 if absent).
     """

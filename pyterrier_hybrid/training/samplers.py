@@ -6,21 +6,24 @@
   passage language (both drawn uniformly among the item's languages).
 - :class:`HybridBatchSampler`: each batch is X-X-mono with probability ``alpha``, otherwise X-Y.
 
-With several sources, each batch comes from one source, drawn in proportion to its size. A batch never
-holds two items with the same parallel id, so translations are never each other's negatives.
-Samplers are endless, seedable iterables; ``state_dict()`` / ``load_state_dict()`` resume them exactly.
+They draw from any :class:`~pyterrier_hybrid.training.source.TrainingSource`: a
+:class:`~pyterrier_hybrid.training.data.ParallelSource` (items in memory) or an
+:class:`~pyterrier_hybrid.training.irds.IrdsSource` (ids in memory, texts fetched when drawn). With several
+sources, each batch comes from one source, drawn in proportion to its size. A batch never holds two items with the
+same parallel id, so translations are never each other's negatives. Samplers are endless, seedable iterables;
+``state_dict()`` / ``load_state_dict()`` resume them exactly.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .data import ParallelSource
-from .irds import IrdsSource
+from .source import TrainingSource
 
-Source = Union[ParallelSource, IrdsSource]
+#: the two batch kinds, also the --sampling names of the samplers that draw one kind only
+XX, XY = "xx", "xy"
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,7 @@ class Triplet:
 
 @dataclass(frozen=True)
 class Batch:
-    """One training batch and its composition (kind ``"xx"`` or ``"xy"``)."""
+    """One training batch and its composition (kind :data:`XX` or :data:`XY`)."""
     kind: str
     source: str
     triplets: Tuple[Triplet, ...]
@@ -47,14 +50,21 @@ class Batch:
 
 
 class BatchSampler:
-    """The base of the batch samplers: draws batches of triplets from parallel sources, seedable and resumable."""
+    """The base of the batch samplers: draws batches of triplets from training sources, seedable and resumable.
+
+    Args:
+        sources: one :class:`~pyterrier_hybrid.training.source.TrainingSource` or several.
+        batch_size: triplets per batch.
+        seed: random seed.
+    """
 
     kinds: Tuple[str, ...] = ()
     sampling = ""  # the CLI's --sampling name
+    label = ""     # what the model card calls it
     alpha = 0.0    # the probability of an X-X-mono batch
 
-    def __init__(self, sources: Sequence[Source] | Source, batch_size: int, seed: int = 0):
-        self.sources = [sources] if isinstance(sources, (ParallelSource, IrdsSource)) else list(sources)
+    def __init__(self, sources: Sequence[TrainingSource] | TrainingSource, batch_size: int, seed: int = 0):
+        self.sources = [sources] if isinstance(sources, TrainingSource) else list(sources)
         if not self.sources:
             raise ValueError("no training sources given")
         if batch_size < 1:
@@ -70,11 +80,11 @@ class BatchSampler:
     def _check(self) -> None:
         for kind in self.kinds:
             for s, by_lang, multi in zip(self.sources, self._by_lang, self._multi):
-                if kind == "xx" and not any(len(v) >= self.batch_size for v in by_lang.values()):
+                if kind == XX and not any(len(v) >= self.batch_size for v in by_lang.values()):
                     sizes = {k: len(v) for k, v in by_lang.items()}
                     raise ValueError(f"source {s.name!r} has no language with {self.batch_size} items for an X-X-mono "
                                      f"batch (items per language: {sizes}); lower the batch size")
-                if kind == "xy" and len(multi) < self.batch_size:
+                if kind == XY and len(multi) < self.batch_size:
                     raise ValueError(f"source {s.name!r} has {len(multi)} items in two or more languages, too few for an "
                                      f"X-Y batch of {self.batch_size}: X-Y needs every query to have a partner language")
 
@@ -94,7 +104,7 @@ class BatchSampler:
         for i in chosen:
             e = s.entry(i, lang)
             triplets.append(Triplet(s.parallel_id(i), lang, lang, e.query, e.positive, self._negative(e.negatives)))
-        return Batch("xx", s.name, tuple(triplets))
+        return Batch(XX, s.name, tuple(triplets))
 
     def _xy(self, src: int) -> Batch:
         s = self.sources[src]
@@ -105,7 +115,7 @@ class BatchSampler:
             x, y = (langs[j] for j in self.rng.choice(len(langs), size=2, replace=False))
             q, d = s.entry(i, x), s.entry(i, y)
             triplets.append(Triplet(s.parallel_id(i), x, y, q.query, d.positive, self._negative(d.negatives)))
-        return Batch("xy", s.name, tuple(triplets))
+        return Batch(XY, s.name, tuple(triplets))
 
     def _draw(self) -> Batch:
         raise NotImplementedError
@@ -134,12 +144,13 @@ class MonolingualBatchSampler(BatchSampler):
     """X-X-mono batches: one language per batch, drawn uniformly among languages that can fill a batch.
 
     Args:
-        sources: one or more :class:`ParallelSource`.
+        sources: one or more :class:`~pyterrier_hybrid.training.source.TrainingSource`, each with a language that
+            has ``batch_size`` items.
         batch_size: triplets per batch.
         seed: random seed.
     """
-    kinds = ("xx",)
-    sampling, alpha = "xx", 1.0
+    kinds = (XX,)
+    sampling, label, alpha = XX, "X-X-mono", 1.0
 
     def _draw(self) -> Batch:
         return self._xx(self._source())
@@ -149,12 +160,13 @@ class CrossLingualBatchSampler(BatchSampler):
     """X-Y batches: every query is paired with its positive (and negative) in another language.
 
     Args:
-        sources: one or more :class:`ParallelSource`.
+        sources: one or more :class:`~pyterrier_hybrid.training.source.TrainingSource`, each with ``batch_size``
+            items in two or more languages.
         batch_size: triplets per batch.
         seed: random seed.
     """
-    kinds = ("xy",)
-    sampling, alpha = "xy", 0.0
+    kinds = (XY,)
+    sampling, label, alpha = XY, "X-Y", 0.0
 
     def _draw(self) -> Batch:
         return self._xy(self._source())
@@ -164,17 +176,20 @@ class HybridBatchSampler(BatchSampler):
     """Hybrid batches: X-X-mono with probability ``alpha``, otherwise X-Y (the paper's best: 0.5).
 
     Args:
-        sources: one or more :class:`ParallelSource`.
+        sources: one or more :class:`~pyterrier_hybrid.training.source.TrainingSource`, which must allow the
+            batch kinds that ``alpha`` draws (see the other two samplers).
         batch_size: triplets per batch.
         alpha: probability of an X-X-mono batch, in [0, 1].
         seed: random seed.
     """
+    sampling, label = "hybrid", "hybrid"
 
-    def __init__(self, sources, batch_size: int, alpha: float = 0.5, seed: int = 0):
+    def __init__(self, sources: Sequence[TrainingSource] | TrainingSource, batch_size: int, alpha: float = 0.5,
+                 seed: int = 0):
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
-        self.sampling, self.alpha = "hybrid", alpha
-        self.kinds = tuple(k for k, p in (("xx", alpha), ("xy", 1 - alpha)) if p > 0)
+        self.alpha = alpha
+        self.kinds = tuple(k for k, p in ((XX, alpha), (XY, 1 - alpha)) if p > 0)
         super().__init__(sources, batch_size, seed)
 
     def _draw(self) -> Batch:
@@ -182,12 +197,36 @@ class HybridBatchSampler(BatchSampler):
         return self._xx(src) if self.rng.random() < self.alpha else self._xy(src)
 
 
-def make_sampler(sampling: str, sources, batch_size: int, alpha: float = 0.5, seed: int = 0) -> BatchSampler:
-    """The sampler for a CLI ``--sampling`` value: ``xx``, ``xy`` or ``hybrid``."""
-    if sampling == "xx":
-        return MonolingualBatchSampler(sources, batch_size, seed)
-    if sampling == "xy":
-        return CrossLingualBatchSampler(sources, batch_size, seed)
-    if sampling == "hybrid":
+#: the samplers by their --sampling name
+SAMPLERS = {cls.sampling: cls for cls in (MonolingualBatchSampler, CrossLingualBatchSampler, HybridBatchSampler)}
+#: the CLI's --sampling choices
+SAMPLINGS = tuple(SAMPLERS)
+
+
+def make_sampler(sampling: str, sources: Sequence[TrainingSource] | TrainingSource, batch_size: int,
+                 alpha: float = 0.5, seed: int = 0) -> BatchSampler:
+    """The sampler for a CLI ``--sampling`` value (one of :data:`SAMPLINGS`).
+
+    Args:
+        sampling: ``xx``, ``xy`` or ``hybrid``.
+        sources: one or more :class:`~pyterrier_hybrid.training.source.TrainingSource`.
+        batch_size: triplets per batch.
+        alpha: hybrid only: the probability of an X-X-mono batch.
+        seed: random seed.
+    """
+    if sampling not in SAMPLERS:
+        raise ValueError(f"unknown sampling {sampling!r}; use one of {', '.join(SAMPLINGS)}")
+    if SAMPLERS[sampling] is HybridBatchSampler:
         return HybridBatchSampler(sources, batch_size, alpha, seed)
-    raise ValueError(f"unknown sampling {sampling!r}; use xx, xy or hybrid")
+    return SAMPLERS[sampling](sources, batch_size, seed)
+
+
+def sampling_label(sampling: str, alpha: float) -> str:
+    """What a model card calls a run's sampling, e.g. ``X-Y`` or ``hybrid (α = 0.5)``.
+
+    Args:
+        sampling: the run's ``--sampling`` name.
+        alpha: its α (shown for hybrid sampling only).
+    """
+    label = SAMPLERS[sampling].label
+    return f"{label} (α = {alpha})" if SAMPLERS[sampling] is HybridBatchSampler else label

@@ -4,7 +4,8 @@ Output: ``out_dir`` becomes a model directory (``save_pretrained`` + sentence-tr
 :class:`~pyterrier_hybrid.BiEncoder` and sentence-transformers load, with a model card (``README.md``), the
 run's ``training_config.json`` and ``train_log.jsonl`` (one line per step) beside it. ``checkpoint/``
 (the state to resume from: weights, AdamW moments, sampler and RNG states, about 3x the model's size) exists while
-the run trains and is removed when it finishes, unless ``keep_checkpoint`` is set. Training encodes sentences only
+the run trains and is removed when it finishes, unless ``keep_checkpoint`` is set; :func:`export_checkpoint` writes a
+kept checkpoint's weights as a model directory of their own. Training encodes sentences only
 (queries, answer sentences, hard negatives), never sentence+context pairs, through the same forward pass as
 inference (:meth:`BiEncoder.embed`).
 
@@ -14,7 +15,6 @@ its contiguous share; embeddings are gathered so negatives come from the global 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, replace
@@ -29,21 +29,21 @@ from transformers import get_linear_schedule_with_warmup
 
 from ..atomic import refuse_existing
 from ..model.encoder import BiEncoder
-from ..model.model_dir import EncoderSettings, read_settings, write_settings
+from ..model.model_card import render_model_card
+from ..model.model_dir import CHECKPOINT, TRAINING_CONFIG, EncoderSettings, read_settings, resolve_model, write_model_dir
 from ..model.precision import fast_bf16, resolve_dtype
 from . import checkpoint
 from .grad_cache import grad_cache_backward
 from .loss import info_nce, negative_mask
-from ..model.model_card import CARD, render_model_card
-from .samplers import Batch, BatchSampler
-
-RUN_CONFIG = "training_config.json"
+from .samplers import Batch, BatchSampler, sampling_label
 
 
 def describe_run(run: dict) -> str:
     """A run config in a few words: sampling, α, seed, steps."""
     alpha = f", α {run['alpha']:g}" if run.get("alpha") is not None else ""
     return f"sampling {run.get('sampling')}{alpha}, seed {run.get('seed')}, {run.get('train', {}).get('steps')} steps"
+
+
 _AMP = {"bf16": "bfloat16", "fp16": "float16"}
 
 
@@ -83,11 +83,6 @@ class TrainConfig:
     patience: int = 3
 
 
-def default_device() -> str:
-    """This process's device: its local rank's GPU under torchrun (or GPU 0), else the CPU."""
-    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
-
-
 def _dist() -> tuple:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -122,11 +117,12 @@ class Trainer:
         if sampler.batch_size % self.world:
             raise ValueError(f"batch size {sampler.batch_size} does not split over {self.world} processes")
         if not isinstance(encoder, BiEncoder):
-            encoder = BiEncoder(encoder, device=device or default_device(), dtype="float32")
+            encoder = BiEncoder(encoder, device=device, dtype="float32")
         self.encoder, self.model, self.device = encoder, encoder.model, encoder.device
         self.amp_dtype = resolve_dtype(_AMP[config.amp], self.device) if config.amp else "float32"
         self.sampler, self.config, self.val_sampler = sampler, config, val_sampler
         self.out = Path(out_dir)
+        self.checkpoint_dir = self.out / CHECKPOINT
         self.verbose = verbose and self.rank == 0
         self.keep_checkpoint = keep_checkpoint
         if config.freeze_embeddings:
@@ -267,14 +263,14 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Write ``checkpoint/state.pt`` atomically (rank 0)."""
         if self.rank == 0:
-            (self.out / "checkpoint").mkdir(parents=True, exist_ok=True)
-            checkpoint.save(self._state(), self.out / "checkpoint" / "state.pt")
+            self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+            checkpoint.save(self._state(), checkpoint.state_path(self.out))
         if self.world > 1:
             dist.barrier()
 
     def load_checkpoint(self) -> None:
         """Continue from ``checkpoint/state.pt`` written by a run with the same config; cut the log back to it."""
-        path = self.out / "checkpoint" / "state.pt"
+        path = checkpoint.state_path(self.out)
         if not path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {path}; start without --resume")
         state = checkpoint.load(path, self.device)
@@ -297,7 +293,7 @@ class Trainer:
     # ---- the loop ------------------------------------------------------------------------------
     def finished_run(self) -> Optional[dict]:
         """The run config of the finished model in ``out_dir`` (written with the model, last), or None."""
-        path = self.out / RUN_CONFIG
+        path = self.out / TRAINING_CONFIG
         if not path.is_file():
             return None
         saved = json.loads(path.read_text(encoding="utf-8"))
@@ -323,8 +319,8 @@ class Trainer:
             self.finished_before = True
             return self.out
         if overwrite and not resume:
-            shutil.rmtree(self.out / "checkpoint", ignore_errors=True)  # a kept one belongs to the model replaced
-        if not resume and (self.out / "checkpoint").exists():
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)  # a kept one belongs to the model replaced
+        if not resume and self.checkpoint_dir.exists():
             raise FileExistsError(f"{self.out} already has a checkpoint; pass resume=True (--resume) to continue it, "
                                   "or choose another output directory")
         self.out.mkdir(parents=True, exist_ok=True)
@@ -360,13 +356,13 @@ class Trainer:
             bar.close()
             if log:
                 log.close()
-        best = self.out / "checkpoint" / "best.pt"
+        best = checkpoint.best_path(self.out)
         if self.config.eval_every and best.is_file():
             self.model.load_state_dict(checkpoint.load(best, self.device))
         if self.rank == 0:
             self.save_model()
             if not self.keep_checkpoint:  # the model is complete: the resume state is 3x its size and done with
-                shutil.rmtree(self.out / "checkpoint", ignore_errors=True)
+                shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
         if self.world > 1:
             dist.barrier()
         return self.out
@@ -375,42 +371,78 @@ class Trainer:
         if val_loss < self.best_val:
             self.best_val, self.bad_evals = val_loss, 0
             if self.rank == 0:
-                (self.out / "checkpoint").mkdir(parents=True, exist_ok=True)
-                checkpoint.save(self.model.state_dict(), self.out / "checkpoint" / "best.pt")
+                self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
+                checkpoint.save(self.model.state_dict(), checkpoint.best_path(self.out))
             return False
         self.bad_evals += 1
         return self.bad_evals >= self.config.patience
 
-    def inference_settings(self) -> EncoderSettings:
-        """The settings the saved model encodes with: the training ones, but the start model's token limits.
-
-        Training truncates for speed; were that length saved, every evaluation would silently run at it (and
-        differ from the start model's, at its own limit). The training lengths stay in the run config.
-        """
-        start = read_settings(self.encoder.name)
-        limits = {k: start.get(k, getattr(EncoderSettings, k)) for k in ("query_max_length", "doc_max_length")}
-        return replace(self.encoder.settings, **limits)
-
     def save_model(self) -> None:
         """Write the model, its model card and run config into ``out_dir`` (loads in ``BiEncoder`` and
-        sentence-transformers).
-
-        Files are written to a temporary folder and moved in with ``config.json`` last, so a crash
-        leaves no directory that loads as a half-written model.
-        """
-        tmp = self.out / ".model.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.model.save_pretrained(tmp)
-        self.encoder.tokenizer.save_pretrained(tmp)
-        write_settings(tmp, self.inference_settings(), dim=self.encoder.dim)
+        sentence-transformers), beside the log and the checkpoint; a crash leaves no half-written model that loads
+        (see :func:`~pyterrier_hybrid.model.model_dir.write_model_dir`)."""
         run = {**self.run_config(), "sittings": self.sittings}
-        (tmp / RUN_CONFIG).write_text(json.dumps(run, indent=2, ensure_ascii=False), encoding="utf-8")
-        best = self.best_val if self.config.eval_every and self.val_sampler is not None else None
-        (tmp / CARD).write_text(render_model_card(run, self.steps_done, best, self.stopped_early), encoding="utf-8")
-        (self.out / "config.json").unlink(missing_ok=True)
-        for entry in sorted(tmp.iterdir(), key=lambda p: p.name == "config.json"):
-            target = self.out / entry.name
-            if target.is_dir():
-                shutil.rmtree(target)
-            os.replace(entry, target)
-        tmp.rmdir()
+        write_model_dir(self.out, self.model, self.encoder.tokenizer,
+                        inference_settings(self.encoder.settings, self.encoder.name),
+                        provenance=(TRAINING_CONFIG, run), within_run=True,
+                        card=_card(run, self.steps_done, self.best_val, self.stopped_early))
+
+
+def _card(run: dict, steps_done: int, best_val: float, stopped_early: bool, note: str = "") -> str:
+    """The model card of a run's weights; it gives the best validation loss only where the run validated."""
+    best = best_val if run["train"]["eval_every"] and run["validation"] is not None else None
+    return render_model_card(run, steps_done, best, stopped_early, sampling_label(run["sampling"], run["alpha"]), note)
+
+
+def inference_settings(trained: EncoderSettings, start: str | Path) -> EncoderSettings:
+    """The settings a trained model is saved with: the training ones, but the start model's token limits.
+
+    Training truncates for speed; were that length saved, every evaluation would silently run at it (and
+    differ from the start model's, at its own limit). The training lengths stay in the run config.
+
+    Args:
+        trained: the settings the run trained with.
+        start: the model the run started from (or a model directory saved with the start's limits).
+    """
+    found = read_settings(start)
+    limits = {k: found.get(k, getattr(EncoderSettings, k)) for k in ("query_max_length", "doc_max_length")}
+    return replace(trained, **limits)
+
+
+def export_checkpoint(run_dir: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Write the weights of a run's resume checkpoint (``RUN/checkpoint/state.pt``, kept by ``keep_checkpoint`` /
+    ``--keep-checkpoint``) as a model directory of their own; return ``out``.
+
+    The run's model is the step with the lowest validation loss when it validated; this gives the step the
+    checkpoint holds (the last one of a finished run), e.g. to evaluate what the later steps did. ``out`` loads like
+    the run's model: same tokenizer, settings and card, its ``training_config.json`` saying which checkpoint and step.
+
+    Args:
+        run_dir: a training run's output directory (finished or not) that holds ``checkpoint/state.pt``.
+        out: the new model directory; must not be inside ``run_dir``.
+        overwrite: replace an existing ``out``.
+    """
+    from transformers import AutoModel, AutoTokenizer
+
+    run_dir, out = Path(run_dir), Path(out)
+    state_path = checkpoint.state_path(run_dir)
+    if not state_path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {state_path}; give the output directory of a run trained with "
+                                "--keep-checkpoint (keep_checkpoint=True), or of one still training")
+    if out.resolve() == run_dir.resolve() or run_dir.resolve() in out.resolve().parents:
+        raise ValueError(f"--out {out} is inside the run {run_dir}; write the exported model elsewhere")
+    refuse_existing(out, overwrite)
+    state = checkpoint.load(state_path, torch.device("cpu"))
+    run = state["run"]
+    # a finished run's directory holds the tokenizer and saved settings; an unfinished one, only its start
+    start = str(run_dir) if (run_dir / "config.json").is_file() else resolve_model(run["base_model"])
+    model = AutoModel.from_pretrained(start, dtype=torch.float32)
+    model.load_state_dict(state["model"])
+    provenance = {**run, "sittings": state.get("sittings", []),
+                  "exported": {"checkpoint": str(state_path), "step": state["step"]}}
+    note = (f"These are the weights of step {state['step']} from the run's checkpoint `{state_path}`, exported by "
+            "pyterrier-hybrid export-checkpoint; the best validation loss is the run's, not these weights'.")
+    return write_model_dir(out, model, AutoTokenizer.from_pretrained(start),
+                           inference_settings(EncoderSettings(**run["encoder"]), start),
+                           provenance=(TRAINING_CONFIG, provenance),
+                           card=_card(run, state["step"], state["best_val"], state["stopped_early"], note))

@@ -14,7 +14,9 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from results import KEYS, TESTS, cell_means, headline, holm, mean_std, signed  # noqa: E402
+from .runs import max_difference
+from .stats import holm, paired_test
+from .tables import KEYS, TESTS, cell_means, headline, mean_std, signed
 
 PURE = ["xx", "xy", "hybrid"]
 LABEL = {"start": "zero-shot start", "xx": "X-X-mono (α = 1)", "xy": "X-Y (α = 0)", "hybrid": "hybrid (α = 0.5)"}
@@ -24,6 +26,7 @@ TARGET = {"mono": 0.800, "multi": 0.600, "rd": 300.0}
 
 
 def recipe_label(recipe: str) -> str:
+    """How the page names a model recipe: ``X-Y (α = 0)``, ``X-X-mono ⊕ X-Y, λ = 0.5``."""
     if recipe in LABEL:
         return LABEL[recipe]
     a, weight, b = _merge_parts(recipe)
@@ -51,12 +54,14 @@ def load_pipelines(folder: Path) -> Dict[Tuple[str, str], List[dict]]:
 
 
 def order(key: Tuple[str, str]) -> tuple:
+    """Sort key of a (recipe, removal) pipeline: the start, the pure strategies, then the merges."""
     recipe, removal = key
     rank = (["start"] + PURE).index(recipe) if recipe in ["start"] + PURE else 4
     return rank, recipe, list(REMOVAL_LABEL).index(removal) if removal in REMOVAL_LABEL else 9
 
 
 def pipeline_table(pipes: Dict[Tuple[str, str], List[dict]], selected: Optional[str]) -> List[str]:
+    """Every pipeline's mean ± std over seeds, the selected one marked."""
     rows = ["| model | removal | seeds | Mo. | Cr. | Mul. | rank distance |", "|---|---|---|---|---|---|---|"]
     for key in sorted(pipes, key=order):
         h = [headline(r) for r in pipes[key]]
@@ -90,6 +95,7 @@ def against_reference(mean: Dict[str, float], ref: List[dict], reference: str) -
 
 
 def target_lines(pipes, selected: str, reference: str) -> List[str]:
+    """The selected pipeline against the acceptance target and the reference; reached only on three seeds."""
     recipe, removal = selected.split("+")
     runs, ref = pipes.get((recipe, removal), []), pipes.get((reference, "none"), [])
     if not runs:
@@ -118,10 +124,10 @@ def reverse_lines(folder: Path, selected: Optional[str], reference: Optional[str
     if not pipes:
         return []
     lines = ["### The reverse direction: train on XQuAD-R, test on MLQA-R", "",
-             "`python examples/combine.py --model .cache/me5 --commit --direction reverse --seeds 0` does the same "
-             "with the reverse study's runs (trained on all 11 XQuAD-R languages) and the full MLQA-R protocol. "
-             "Nothing is selected here: the pipeline chosen above on MLQA-R validation ids is judged as it is. "
-             "The Mo. / Mul. / rank-distance target is stated for XQuAD-R and does not apply to MLQA-R.", ""]
+             "`python -m pyterrier_hybrid.studies.combine --model .cache/me5 --commit --direction reverse --seeds 0` "
+             "does the same with the reverse study's runs (trained on all 11 XQuAD-R languages) and the full MLQA-R "
+             "protocol. Nothing is selected here: the pipeline chosen above on MLQA-R validation ids is judged as it "
+             "is. The Mo. / Mul. / rank-distance target is stated for XQuAD-R and does not apply to MLQA-R.", ""]
     if selected and reference:
         recipe, removal = selected.split("+")
         runs, ref = pipes.get((recipe, removal), []), pipes.get((reference, "none"), [])
@@ -137,8 +143,6 @@ def reverse_lines(folder: Path, selected: Optional[str], reference: Optional[str
 
 def paired_lines(pipes, selected: str, reference: str) -> List[str]:
     """Wilcoxon signed-rank of the selected pipeline against the reference on seed-averaged settings."""
-    from scipy.stats import wilcoxon
-
     recipe, removal = selected.split("+")
     a, b = pipes.get((recipe, removal), []), pipes.get((reference, "none"), [])
     seeds = sorted({r["model"].rsplit("-seed", 1)[-1] for r in a} & {r["model"].rsplit("-seed", 1)[-1] for r in b})
@@ -146,11 +150,7 @@ def paired_lines(pipes, selected: str, reference: str) -> List[str]:
         return ["No paired test: the selected pipeline and the reference need a common seed, and must differ."]
     pick = lambda runs: [r for r in runs if r["model"].rsplit("-seed", 1)[-1] in seeds]  # noqa: E731
     ma, mb = cell_means(pick(a)), cell_means(pick(b))
-    found = []
-    for key, _, _, better in TESTS:
-        d = better * (ma[key] - mb[key])
-        p = float(wilcoxon(ma[key], mb[key]).pvalue) if np.any(d != 0) else 1.0
-        found.append((int((d > 0).sum()), int((d < 0).sum()), p))
+    found = [paired_test(ma[key], mb[key], better) for key, _, _, better in TESTS]
     adjusted = holm([f[2] for f in found])
     return ["| selected vs " + recipe_label(reference) + " | " + " | ".join(
                 f"{label} ({len(ma[key])} {paired})" for key, label, paired, _ in TESTS) + " |",
@@ -195,6 +195,7 @@ def pareto(pipes, alpha_front: Dict[float, List[dict]], path: Path) -> None:
 
 
 def retrain_lines(folder: Path) -> List[str]:
+    """The retrained runs' checks against the α study, a row each."""
     checks = sorted(folder.glob("*.json")) if folder.is_dir() else []
     if not checks:
         return ["No retrained run checked yet."]
@@ -209,8 +210,6 @@ def retrain_lines(folder: Path) -> List[str]:
 
 def zero_shot_lines(pipes, committed: Optional[Path]) -> List[str]:
     """The start as encoded here against the committed zero-shot report: removal must change nothing unasked."""
-    from studies import max_difference
-
     start = pipes.get(("start", "none"))
     if not start or committed is None or not committed.is_file():
         return []
@@ -236,11 +235,11 @@ def combine_section(folder: Path, figures: Path, alpha_front: Dict[float, List[d
     selection = json.loads(selection_path.read_text()) if selection_path.is_file() else None
     selected = selection["selected"] if selection else None
     lines = ["## Beyond batch mixing: merging and language-identity removal", "",
-             "`python examples/combine.py --model .cache/me5 --commit` retrains X-X-mono, X-Y and hybrid (α = 0.5) from "
-             "the α study's configs, merges them (X-X ⊕ X-Y at λ ∈ {0.25, 0.5, 0.75}, λ the X-X share; hybrid ⊕ the "
-             "start at λ ∈ {0.5, 0.75}, λ the hybrid share), and evaluates every model on the full XQuAD-R protocol "
-             "as encoded, with centring, and with LIR, all at 64 / 512 tokens (the start's limits). Removal "
-             "statistics come from the evaluated candidates only.", ""]
+             "`python -m pyterrier_hybrid.studies.combine --model .cache/me5 --commit` retrains X-X-mono, X-Y and "
+             "hybrid (α = 0.5) from the α study's configs, merges them (X-X ⊕ X-Y at λ ∈ {0.25, 0.5, 0.75}, λ the X-X "
+             "share; hybrid ⊕ the start at λ ∈ {0.5, 0.75}, λ the hybrid share), and evaluates every model on the full "
+             "XQuAD-R protocol as encoded, with centring, and with LIR, all at 64 / 512 tokens (the start's limits). "
+             "Removal statistics come from the evaluated candidates only.", ""]
     reading = folder / "reading.md"  # the hand-written reading, included as it is
     if reading.is_file():
         lines += ["### Reading: which pipeline to pick", "", reading.read_text(encoding="utf-8").strip(), ""]

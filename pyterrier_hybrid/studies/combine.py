@@ -25,23 +25,22 @@ the pipeline already selected on MLQA-R validation ids, so it needs ``selection.
 Finished artifacts are skipped, so the study resumes; a model is trained or merged only when one of its reports or
 checks is still missing. ``--commit`` commits each model's artifacts as they are written.
 
-    python examples/combine.py --model .cache/me5 --commit [--seeds 0,1,2]
-    python examples/combine.py --model .cache/me5 --commit --direction reverse --seeds 0
+    python -m pyterrier_hybrid.studies.combine --model .cache/me5 --commit [--seeds 0,1,2]
+    python -m pyterrier_hybrid.studies.combine --model .cache/me5 --commit --direction reverse --seeds 0
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-sys.path.insert(0, str(Path(__file__).parent))
-from alpha_sweep import RECIPE_FLAGS, study  # noqa: E402
-from studies import (REPO, RESULTS, Recipe, Run, check_precision, cli, git_commit, load_run,  # noqa: E402
-                     max_difference, same_run, train_args, use_shared_data)
-
-from pyterrier_hybrid.atomic import atomic_write_text  # noqa: E402
+from ..atomic import atomic_write_text
+from ..model.model_dir import TRAINING_CONFIG
+from ..training.checkpoint import state_path
+from .alpha_sweep import RECIPE_FLAGS, study
+from .runs import (REPO, RESULTS, Recipe, Run, check_precision, cli, git_commit, load_run, max_difference, same_run,
+                   train_args, use_shared_data)
 
 OUT = RESULTS / "combine"
 QUERY_LENGTH, DOC_LENGTH = 64, 512   # the start's limits: the stated evaluation length
@@ -65,6 +64,7 @@ def pure_run(strategy: str, seed: int) -> Run:
 
 
 def merge_name(a: str, b: str, weight: float) -> str:
+    """A merge's recipe name, as its artifacts are named: ``merge-xx0.25-xy``."""
     return f"merge-{a}{weight:g}-{b}"
 
 
@@ -93,13 +93,14 @@ class Study:
         self.commit = commit
 
     def path(self, name: str) -> Path:
+        """Where a model's weights are (the start is the given checkpoint)."""
         return Path(self.recipe.model) if name == "start" else self.work / "models" / name
 
     def train(self, strategy: str, seed: int) -> Path:
         """Retrain one pure strategy from its committed config (resumes a killed run)."""
         out = self.path(f"{strategy}-seed{seed}")
-        if not (out / "training_config.json").is_file():
-            resume = ["--resume"] if (out / "checkpoint" / "state.pt").is_file() else []
+        if not (out / TRAINING_CONFIG).is_file():
+            resume = ["--resume"] if state_path(out).is_file() else []
             cli(*train_args(self.recipe, pure_run(strategy, seed), out), *resume)
         return out
 
@@ -124,8 +125,8 @@ class Study:
     def evaluate(self, name: str, dataset: str, holdout: Optional[float], folder: Path,
                  doc_length: int = DOC_LENGTH, removals: Sequence[str] = tuple(REMOVALS)) -> Dict[str, dict]:
         """Reports of one model under each removal variant, as ``folder/<model>/<removal>.json`` (committed)."""
-        from pyterrier_hybrid import BiEncoder, run_protocol
-        from pyterrier_hybrid.evaluation.rankers import DenseRanker
+        from ..evaluation import DenseRanker, run_protocol
+        from ..model import BiEncoder
 
         target = folder / name
         todo = [r for r in removals if not (target / f"{r}.json").is_file()]
@@ -173,7 +174,7 @@ class Study:
             return json.loads(path.read_text())
         model = self.train(strategy, seed)
         committed = load_run(RESULTS / self.alpha_study / run.name)
-        config = json.loads((model / "training_config.json").read_text())
+        config = json.loads((model / TRAINING_CONFIG).read_text())
         log = [json.loads(line) for line in (model / "train_log.jsonl").read_text().splitlines()]
         report = self.evaluate(f"{strategy}-seed{seed}", self.test, None, self.work / "at-training-length",
                                doc_length=TRAINING_LENGTH, removals=("none",))["none"]
@@ -225,7 +226,7 @@ def main() -> None:
     combine = Study(args.model, Path(args.work), args.commit, args.direction)
     for seed in [int(s) for s in args.seeds.split(",")]:
         combine.run_seed(seed)
-    print("tables and figures: python examples/results.py")
+    print("tables and figures: python -m pyterrier_hybrid.studies.results")
 
 
 if __name__ == "__main__":

@@ -18,13 +18,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-from pyterrier_hybrid.atomic import atomic_write_text
+from ir_datasets_ext import MLQA_R, XQUAD_R
 
-REPO = Path(__file__).resolve().parents[1]
+from ..atomic import atomic_write_text
+from ..model.model_dir import CARD, TRAINING_CONFIG
+from ..training.checkpoint import state_path
+
+#: the checkout this package sits in (pyterrier_hybrid/studies/ -> the repository root)
+REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "docs" / "results"
-SEEN = ["ar", "de", "en", "es", "hi", "vi", "zh"]  # MLQA-R's languages: what the models train on
-UNSEEN = ["el", "ru", "th", "tr"]                   # XQuAD-R languages never trained on
-ARTIFACTS = ("report.json", "train_log.jsonl", "training_config.json", "README.md")
+SEEN = list(MLQA_R.langs)                                        # what the models train on
+UNSEEN = [lang for lang in XQUAD_R.langs if lang not in SEEN]    # XQuAD-R languages never trained on
+ARTIFACTS = ("report.json", "train_log.jsonl", TRAINING_CONFIG, CARD)
 #: the report of a run's final-step weights, when validation kept an earlier step (see :func:`evaluate_last_step`)
 LAST_STEP = "report-last-step.json"
 
@@ -93,13 +98,23 @@ def check_precision(*args: str) -> None:
 
 
 def cli(*args: str) -> None:
-    """``pyterrier-hybrid ARGS`` in a fresh process (bf16 work only where bf16 is native)."""
+    """``pyterrier-hybrid ARGS`` in a fresh process (bf16 work only where bf16 is native).
+
+    Args:
+        *args: the command line after ``pyterrier-hybrid``.
+    """
     check_precision(*args)
     subprocess.run([sys.executable, "-m", "pyterrier_hybrid.cli", *args], check=True)
 
 
 def train_args(recipe: Recipe, run: Run, out: Path) -> List[str]:
-    """The ``pyterrier-hybrid train`` arguments of a run (patience above the evaluations: selection, no stop)."""
+    """The ``pyterrier-hybrid train`` arguments of a run (patience above the evaluations: selection, no stop).
+
+    Args:
+        recipe: what the study's runs share.
+        run: the run.
+        out: the model directory to write.
+    """
     return ["train", "--sampling", run.sampling, "--alpha", str(run.alpha), "--model", recipe.model,
             "--data", recipe.data, "--langs", ",".join(recipe.langs), "--out", str(out), "--steps", str(recipe.steps),
             "--batch-size", str(recipe.batch_size), "--seed", str(run.seed), "--doc-max-length",
@@ -109,14 +124,22 @@ def train_args(recipe: Recipe, run: Run, out: Path) -> List[str]:
 
 
 def run_one(recipe: Recipe, run: Run, results: Path, work: Path, commit: bool) -> Path:
-    """Train and evaluate one run unless its artifacts are in ``results``; return their folder."""
+    """Train and evaluate one run unless its artifacts are in ``results``; return their folder.
+
+    Args:
+        recipe: what the study's runs share.
+        run: the run.
+        results: the study's artifact folder (``results/<run>``).
+        work: models and evaluations (``work/<run>``), not committed.
+        commit: git-commit the run's artifacts once written.
+    """
     done = results / run.name
     if all((done / f).is_file() for f in ARTIFACTS):
         print(f"{done}: artifacts present, skipped")
         return done
     model, evaluation = work / run.name / "model", work / run.name / "eval"
-    if not (model / "training_config.json").is_file():  # written with the model, at the end of training
-        resume = ["--resume"] if (model / "checkpoint" / "state.pt").is_file() else []
+    if not (model / TRAINING_CONFIG).is_file():  # written with the model, at the end of training
+        resume = ["--resume"] if state_path(model).is_file() else []
         cli(*train_args(recipe, run, model), *resume)
     if not (evaluation / "report.json").is_file():
         cli("evaluate", "--dataset", recipe.eval_dataset, "--model", str(model), "--out", str(evaluation),
@@ -136,33 +159,32 @@ def evaluate_last_step(recipe: Recipe, run: Run, results: Path, work: Path, comm
     test protocol. It is a diagnostic, never a selection. The weights come from the resume checkpoint in
     ``work/<run>/model/checkpoint/state.pt`` (ignored by git), so a run trained on another machine is skipped with
     a message. Returns the report's path, or None when it cannot be made.
+
+    Args:
+        recipe: what the study's runs share (``keep_checkpoint`` must have been set).
+        run: the finished run.
+        results: the study's artifact folder.
+        work: where the run was trained.
+        commit: git-commit the report once written.
     """
     target = results / run.name / LAST_STEP
     if target.is_file():
         return target
     model = work / run.name / "model"
-    state_path = model / "checkpoint" / "state.pt"
-    if not (results / run.name / "train_log.jsonl").is_file() or not state_path.is_file():
+    state = state_path(model)
+    if not (results / run.name / "train_log.jsonl").is_file() or not state.is_file():
         print(f"{target}: no finished run with its resume checkpoint in {model}; last step not evaluated")
         return None
     import torch
-    from transformers import AutoModel
 
-    from pyterrier_hybrid.training import checkpoint
+    from pyterrier_hybrid.training import checkpoint, export_checkpoint
 
-    state = checkpoint.load(state_path, torch.device("cpu"))  # the trainer's safe loader: tensors and plain data only
-    if state["step"] != recipe.steps:
-        raise SystemExit(f"{state_path} is at step {state['step']}, not the last ({recipe.steps}); finish the run first")
+    step = checkpoint.load(state, torch.device("cpu"))["step"]  # the safe loader: tensors and plain data only
+    if step != recipe.steps:
+        raise SystemExit(f"{state} is at step {step}, not the last ({recipe.steps}); finish the run first")
     last, evaluation = work / run.name / "last-step-model", work / run.name / "eval-last-step"
     if not (last / "config.json").is_file():
-        tmp = last.with_name(last.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(model, tmp, ignore=shutil.ignore_patterns("checkpoint"))  # tokenizer, pooling, settings
-        weights = AutoModel.from_pretrained(model)
-        weights.load_state_dict(state["model"])
-        weights.save_pretrained(tmp)
-        shutil.rmtree(last, ignore_errors=True)
-        tmp.rename(last)
+        export_checkpoint(model, last, overwrite=True)
     if not (evaluation / "report.json").is_file():
         cli("evaluate", "--dataset", recipe.eval_dataset, "--model", str(last), "--out", str(evaluation),
             "--dtype", recipe.eval_dtype)
@@ -177,6 +199,11 @@ def git_commit(path: Path, message: str, tries: int = 30) -> None:
 
     A study runs for hours beside other work in the same checkout, where a commit of that work can hold git's
     index lock for a moment, so a failed attempt is retried for ``tries`` seconds instead of ending the study.
+
+    Args:
+        path: the file or folder to commit.
+        message: the commit message.
+        tries: attempts, a second apart.
     """
     for _ in range(tries):
         for args in (["add", str(path)], ["commit", "-q", "-m", message, "--", str(path)]):
@@ -192,7 +219,10 @@ def git_commit(path: Path, message: str, tries: int = 30) -> None:
 def max_difference(a, b, skip: Sequence[str] = ("name", "timing", "seconds")) -> float:
     """The largest absolute difference between the numbers of two JSON values of one shape; inf if shapes differ.
 
-    Keys in ``skip`` (paths, wall-clock times) are left out; strings and other leaves must be equal.
+    Args:
+        a: one JSON value.
+        b: the other.
+        skip: keys left out (paths, wall-clock times); strings and other leaves must be equal.
     """
     if isinstance(a, dict) and isinstance(b, dict):
         keys = set(a) - set(skip)
@@ -211,7 +241,12 @@ def max_difference(a, b, skip: Sequence[str] = ("name", "timing", "seconds")) ->
 
 def same_run(a: dict, b: dict) -> bool:
     """Whether two training configs describe the same run; ``sittings`` (where it ran) are left out, and
-    configs committed before they were recorded have none."""
+    configs committed before they were recorded have none.
+
+    Args:
+        a: one ``training_config.json``, read.
+        b: the other.
+    """
     return {k: v for k, v in a.items() if k != "sittings"} == {k: v for k, v in b.items() if k != "sittings"}
 
 
@@ -221,6 +256,13 @@ def reproduce(recipe: Recipe, run: Run, results: Path, work: Path, command: str)
     Writes ``results/reproduction.json``: whether the training config is identical, and the largest absolute
     difference in the training log (losses, learning rates) and in the report (every measure; paths and
     timings left out). A killed check resumes like any run.
+
+    Args:
+        recipe: what the study's runs share.
+        run: the committed run to train again.
+        results: the study's artifact folder, where ``run`` is committed.
+        work: where the rerun is trained and evaluated.
+        command: the command line, recorded in ``reproduction.json``.
     """
     committed = results / run.name
     if not all((committed / f).is_file() for f in ARTIFACTS):
@@ -244,31 +286,27 @@ def use_shared_data() -> None:
 
 
 def run_study(recipe: Recipe, runs: Sequence[Run], results: Path, work: Path, commit: bool = False) -> Dict[str, Path]:
-    """Every run of a study, in order (see :func:`run_one`): artifacts in ``results/<run>``, models in ``work/<run>``."""
+    """Every run of a study, in order (see :func:`run_one`): artifacts in ``results/<run>``, models in ``work/<run>``.
+
+    Args:
+        recipe: what the runs share.
+        runs: the runs.
+        results: the study's artifact folder.
+        work: models and evaluations, not committed.
+        commit: git-commit each run's artifacts once written.
+    """
     use_shared_data()
     return {run.name: run_one(recipe, run, results, work, commit) for run in runs}
 
 
 def load_run(folder: Path) -> dict:
-    """A finished run's report, config and log (and its final step's report, if made), read back from its artifacts."""
+    """A finished run's report, config and log (and its final step's report, if made), read back from its artifacts.
+
+    Args:
+        folder: the run's artifact folder.
+    """
     log = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
     last = folder / LAST_STEP
     return {"report": json.loads((folder / "report.json").read_text()),
-            "config": json.loads((folder / "training_config.json").read_text()), "log": log,
+            "config": json.loads((folder / TRAINING_CONFIG).read_text()), "log": log,
             "last_step": json.loads(last.read_text()) if last.is_file() else None}
-
-
-def seen_unseen(report: dict, seen: Sequence[str] = SEEN) -> Dict[str, Dict[str, float]]:
-    """Macro mAP and rank distance over settings whose languages are all seen, or that involve an unseen one."""
-    import numpy as np
-
-    out = {}
-    for part, keep in [("seen", lambda *ls: all(lang in seen for lang in ls)),
-                       ("unseen", lambda *ls: any(lang not in seen for lang in ls))]:
-        m = report["matrix"]
-        values = {"mono": [m[x][x] for x in m if keep(x)],
-                  "cross": [v for x in m for y, v in m[x].items() if y != x and keep(x, y)],
-                  "multi": [v for x, v in report["multi_by_lang"].items() if keep(x)],
-                  "rank_distance": [v for x, v in report["rank_distance"].items() if x != "macro" and keep(x)]}
-        out[part] = {k: float(np.mean(v)) if v else float("nan") for k, v in values.items()}
-    return out

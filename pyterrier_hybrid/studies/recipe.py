@@ -5,24 +5,24 @@ evaluates each on the full XQuAD-R protocol, and writes docs/results/recipe/summ
 the MLQA-R validation loss (the decision is made on it, not on XQuAD-R), and XQuAD-R mAP and rank distance
 for seen and unseen languages. Runs whose artifacts are committed are skipped.
 
-    python examples/recipe.py --model .cache/me5 [--commit]
+    python -m pyterrier_hybrid.studies.recipe --model .cache/me5 [--commit]
 """
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parent))
-from studies import RESULTS, Recipe, Run, load_run, run_study, seen_unseen  # noqa: E402
+from ..evaluation.report import seen_unseen, seen_unseen_rows
+from .runs import RESULTS, SEEN, UNSEEN, Recipe, Run, load_run, run_study
 
 # bf16 alone (embeddings trained) is timed in benchmarks/train.py; here the question is the cheap recipe's quality
 RUNS = [Run("fp32", "hybrid", 0.5, 0), Run("bf16-frozen", "hybrid", 0.5, 0, ("--amp", "bf16", "--freeze-embeddings"))]
 
 
 def summarize(folders: dict) -> str:
+    """The summary page of the two recipes' runs (folders by recipe name)."""
     runs = {name: load_run(folder) for name, folder in folders.items()}
     base = runs["fp32"]
     rows = ["| recipe | s/step | ratio to fp32 | val loss at the end | best val loss | vs fp32 | Mo. | Cr. | Mul. | "
@@ -36,12 +36,8 @@ def summarize(folders: dict) -> str:
         rows.append(f"| {name} | {step_s[name]:.2f} | {step_s['fp32'] / step_s[name]:.2f}× | {vals[-1]:.4f} | "
                     f"{best:.4f} | {100 * (best - base_best) / base_best:+.1f}% | {m['mono']:.3f} | {m['cross']:.3f} | "
                     f"{m['multi']:.3f} | {rd:.1f} |")
-    rows += ["", "XQuAD-R by part (unseen: el, ru, th, tr; a Cr. setting is unseen when either language is).", "",
-             "| recipe | part | Mo. | Cr. | Mul. | rank distance |", "|---|---|---|---|---|---|"]
-    for name, run in runs.items():
-        for part, v in seen_unseen(run["report"]).items():
-            rows.append(f"| {name} | {part} | {v['mono']:.3f} | {v['cross']:.3f} | {v['multi']:.3f} | "
-                        f"{v['rank_distance']:.1f} |")
+    rows += ["", f"XQuAD-R by part (unseen: {', '.join(UNSEEN)}; a Cr. setting is unseen when either language is).", "",
+             *seen_unseen_rows({name: seen_unseen(run["report"], SEEN) for name, run in runs.items()}, "recipe")]
     dtype = {run["report"].get("dtype") for run in runs.values()}
     rows += ["", f"Evaluation encoder dtype: {', '.join(sorted(map(str, dtype)))}. Validation losses are computed "
              "in fp32 for every recipe, on the same held-out 10% of MLQA-R parallel ids."]

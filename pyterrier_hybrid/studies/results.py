@@ -3,24 +3,24 @@
 Every number on the page comes from a committed ``report.json`` / ``train_log.jsonl``; nothing is read from
 ``runs/``. The page states how many seeds each α has, so a study that is still running reads honestly.
 
-    python examples/results.py
+    python -m pyterrier_hybrid.studies.results
 """
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Dict, List, Sequence
 
 import numpy as np
 
-from pyterrier_hybrid.atomic import atomic_write_text
-
-sys.path.insert(0, str(Path(__file__).parent))
-from studies import REPO, RESULTS, SEEN, UNSEEN, load_run, seen_unseen  # noqa: E402
-
-from pyterrier_hybrid.evaluation.reference import PAPER  # noqa: E402
+from ..atomic import atomic_write_text
+from ..evaluation.reference import PAPER
+from ..evaluation.report import seen_unseen, seen_unseen_rows
+from .combine_page import combine_section
+from .runs import REPO, RESULTS, SEEN, UNSEEN, load_run
+from .stats import holm, paired_test
+from .tables import DIGITS, KEYS, TESTS, cell_means, headline, mean_std, signed
 
 DOCS = RESULTS.parent
 #: the starting checkpoint's committed zero-shot reports (bf16, as the trained runs are evaluated)
@@ -28,7 +28,9 @@ ZERO_SHOT = {d: REPO / "benchmarks" / "results" / "precision" / f"{d}-bfloat16.j
 #: BM25's committed reports on the full protocols (`pyterrier-hybrid evaluate --dataset D --bm25 --out runs/bm25/D`)
 BM25 = {d: REPO / "benchmarks" / "results" / "bm25" / f"{d}.json" for d in ("xquad-r", "mlqa-r")}
 LOW_RESOURCE = ["hi", "th", "el"]
-KEYS = [("mono", "Mo."), ("cross", "Cr."), ("multi", "Mul.")]
+#: how this page is made, and how the α study's runs are, as the page prints them
+COMMAND = "python -m pyterrier_hybrid.studies.results"
+SWEEP = "python -m pyterrier_hybrid.studies.alpha_sweep --model .cache/me5"
 
 
 def load_study(folder: Path) -> Dict[float, List[dict]]:
@@ -38,26 +40,9 @@ def load_study(folder: Path) -> Dict[float, List[dict]]:
         return by_alpha
     for run_dir in sorted(p for p in folder.iterdir() if (p / "report.json").is_file()):
         run = load_run(run_dir)
-        run["name"], run["parts"] = run_dir.name, seen_unseen(run["report"])
+        run["name"], run["parts"] = run_dir.name, seen_unseen(run["report"], SEEN)
         by_alpha.setdefault(float(run["config"]["alpha"]), []).append(run)
     return dict(sorted(by_alpha.items()))
-
-
-def headline(run: dict) -> Dict[str, float]:
-    r = run["report"]
-    return {**{k: r["mAP"][k] for k, _ in KEYS}, "rd": r["rank_distance"]["macro"]}
-
-
-def mean_std(values: Sequence[float], digits: int = 3) -> str:
-    """``mean ± sample std`` (just the mean for one seed)."""
-    v = np.asarray(values, dtype=float)
-    return f"{v.mean():.{digits}f}" if len(v) < 2 else f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
-
-
-def signed(value: float, digits: int) -> str:
-    """``+0.012`` / ``-0.012``; a difference that rounds to zero reads ``+0.000``, never ``-0.000``."""
-    text = f"{value:+.{digits}f}"
-    return "+" + text[1:] if float(text) == 0 else text
 
 
 def selected_step(run: dict) -> int:
@@ -66,6 +51,7 @@ def selected_step(run: dict) -> int:
 
 
 def table(by_alpha: Dict[float, List[dict]]) -> List[str]:
+    """Mean ± std over seeds per α, with the step each seed kept."""
     rows = ["| α | seeds | Mo. | Cr. | Mul. | rank distance | checkpoint kept (step, by seed) |",
             "|---|---|---|---|---|---|---|"]
     for alpha, runs in by_alpha.items():
@@ -75,33 +61,6 @@ def table(by_alpha: Dict[float, List[dict]]) -> List[str]:
     return rows
 
 
-def cell_means(runs: List[dict]) -> Dict[str, np.ndarray]:
-    """Per setting, averaged over seeds: 11 Mo. and 110 Cr. cells; Mul. mAP and rank distance per query language."""
-    langs = runs[0]["report"]["langs"]
-    reports = [r["report"] for r in runs]
-    return {"mono": np.mean([[r["matrix"][x][x] for x in langs] for r in reports], axis=0),
-            "cross": np.mean([[r["matrix"][x][y] for x in langs for y in langs if x != y] for r in reports], axis=0),
-            "multi": np.mean([[r["multi_by_lang"][x] for x in langs] for r in reports], axis=0),
-            "rd": np.mean([[r["rank_distance"][x] for x in langs] for r in reports], axis=0)}
-
-
-#: the paired tests: measure key, label, what is paired, and +1 where higher is better
-TESTS = [("mono", "Mo. mAP", "languages", 1), ("cross", "Cr. mAP", "language pairs", 1),
-         ("multi", "Mul. mAP", "query languages", 1), ("rd", "rank distance", "query languages", -1)]
-#: decimals each measure is printed with
-DIGITS = {"mono": 3, "cross": 3, "multi": 3, "rd": 1}
-
-
-def holm(pvalues: Sequence[float]) -> List[float]:
-    """Holm–Bonferroni adjusted p-values (family-wise error over all the tests given)."""
-    p = np.asarray(pvalues, dtype=float)
-    order = np.argsort(p)
-    adjusted = np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order])
-    out = np.empty_like(p)
-    out[order] = np.minimum(adjusted, 1.0)
-    return out.tolist()
-
-
 def paired_tests(by_alpha: Dict[float, List[dict]]) -> List[str]:
     """Wilcoxon signed-rank tests of every mixed α against each pure strategy (α = 0 and α = 1), on seed-averaged
     settings.
@@ -109,19 +68,12 @@ def paired_tests(by_alpha: Dict[float, List[dict]]) -> List[str]:
     Each cell reads ``better / worse`` (how many of the paired settings favour the mixed α), then the p-value
     and its Holm adjustment over every test in the table.
     """
-    from scipy.stats import wilcoxon
-
     pure = [a for a in (0.0, 1.0) if a in by_alpha]
     pairs = [(a, b) for a in by_alpha if 0 < a < 1 for b in pure]
     if not pairs:
         return ["Needs a mixed α and a pure strategy (α = 0 or α = 1)."]
     means = {a: cell_means(runs) for a, runs in by_alpha.items()}
-    found = []
-    for a, b in pairs:
-        for key, _, _, better in TESTS:
-            d = better * (means[a][key] - means[b][key])
-            p = float(wilcoxon(means[a][key], means[b][key]).pvalue) if np.any(d != 0) else 1.0
-            found.append((int((d > 0).sum()), int((d < 0).sum()), p))
+    found = [paired_test(means[a][key], means[b][key], better) for a, b in pairs for key, _, _, better in TESTS]
     adjusted = holm([f[2] for f in found])
     n = {key: len(values) for key, values in means[pure[0]].items()}
     rows = ["| mixed α vs pure | " + " | ".join(f"{label} ({n[key]} {paired})" for key, label, paired, _ in TESTS) + " |",
@@ -160,13 +112,9 @@ def noise_and_gaps(by_alpha: Dict[float, List[dict]]) -> List[str]:
 
 def seen_unseen_table(by_alpha: Dict[float, List[dict]]) -> List[str]:
     """Seed means over settings of seen languages only, and over settings that involve an unseen one."""
-    rows = ["| α | part | Mo. | Cr. | Mul. | rank distance |", "|---|---|---|---|---|---|"]
-    for alpha, runs in by_alpha.items():
-        for part in ("seen", "unseen"):
-            m = {k: np.mean([r["parts"][part][k] for r in runs]) for k in ("mono", "cross", "multi", "rank_distance")}
-            rows.append(f"| {alpha:g} | {part} | {m['mono']:.3f} | {m['cross']:.3f} | {m['multi']:.3f} | "
-                        f"{m['rank_distance']:.1f} |")
-    return rows
+    return seen_unseen_rows({f"{alpha:g}": {part: {k: np.mean([r["parts"][part][k] for r in runs]) for k in values}
+                                            for part, values in runs[0]["parts"].items()}
+                             for alpha, runs in by_alpha.items()}, "α")
 
 
 def per_language(by_alpha: Dict[float, List[dict]], key: str) -> Dict[str, List[float]]:
@@ -224,6 +172,7 @@ def pareto_figure(by_alpha: Dict[float, List[dict]], path: Path) -> None:
 
 
 def language_figure(by_alpha: Dict[float, List[dict]], path: Path) -> None:
+    """Per query language against α: Mul. mAP, rank distance and rank correlation (unseen dashed)."""
     from matplotlib import colormaps
     from matplotlib.figure import Figure
 
@@ -329,11 +278,11 @@ def budget_lines(budget: Dict[float, List[dict]], base: Dict[float, List[dict]])
 
 
 def reproduction_lines(folder: Path) -> List[str]:
-    """What the committed reproduction check (``alpha_sweep.py --reproduce``) found."""
+    """What the committed reproduction check (``alpha_sweep --reproduce``) found."""
     path = folder / "reproduction.json"
     if not path.is_file():
-        return ["No reproduction check committed yet (`python examples/alpha_sweep.py --model .cache/me5 "
-                "--reproduce alpha0-seed0 --commit`)."]
+        return ["No reproduction check committed yet (`python -m pyterrier_hybrid.studies.alpha_sweep --model "
+                ".cache/me5 --reproduce alpha0-seed0 --commit`)."]
     c = json.loads(path.read_text())
     verdict = "bit-identical" if c["identical"] else "not identical"
     return [f"`{c['command']}` trained and evaluated `{c['run']}` again from scratch and compared it with the "
@@ -361,13 +310,33 @@ def hardware_lines(studies: Dict[str, Dict[float, List[dict]]]) -> List[str]:
             *(f"| {study} | {place} | {n} |" for (study, place), n in groups.items())]
 
 
+def fp32_lines(fp32: Dict[str, Dict[float, List[dict]]]) -> List[str]:
+    """The studies run in fp32 on hosts without fast bf16, each against fp32 baselines of the same seeds only:
+    every section above is bf16, and no table or test mixes the two (nothing at all while there are none)."""
+    alpha, budget, reverse = fp32["alpha"], fp32["budget"], fp32["reverse"]
+    if not (alpha or budget or reverse):
+        return []
+    return ["## In fp32, on hosts without fast bf16", "",
+            "Every section above trains under bf16 autocast and encodes in bf16. These runs train and encode in fp32 "
+            f"(`{SWEEP} --precision fp32 --study NAME --commit`, in `docs/results/<study>-fp32/`), and are compared "
+            "only with each other: the baselines are retrained in fp32 on the same seeds.", "",
+            *study_section(alpha, "fp32: the baselines", "α ∈ {{0, 0.5, 1}} at {steps} steps, fp32, otherwise the "
+                           "recipe of the α study."),
+            *study_section(budget, "fp32: four times the budget", "α ∈ {{0, 0.5, 1}} at {steps} steps, fp32.",
+                           more=budget_lines(budget, alpha) if alpha else
+                           ["No fp32 baselines yet, so nothing is compared."]),
+            *study_section(reverse, "fp32: the reverse direction", "α ∈ {{0, 0.5, 1}}, seed 0, {steps} steps, fp32, "
+                           "trained on XQuAD-R and tested on MLQA-R.", reference=reference_rows("mlqa-r"),
+                           more=[*noise_and_gaps(reverse), "", *paired_tests(reverse)])]
+
+
 def write_page(folder: Path = RESULTS / "alpha", page: Path = DOCS / "results.md") -> str:
     """Write ``page`` (and its figures in ``img/`` beside it) from the runs in ``folder``; return its text."""
-    from combine_page import combine_section  # it builds on this module's tables and tests
     by_alpha = load_study(folder)
     budget, reverse = load_study(folder.parent / "budget"), load_study(folder.parent / "reverse")
+    fp32 = {name: load_study(folder.parent / f"{name}-fp32") for name in ("alpha", "budget", "reverse")}
     if not by_alpha:
-        raise SystemExit(f"no finished runs in {folder}; run examples/alpha_sweep.py first")
+        raise SystemExit(f"no finished runs in {folder}; run python -m pyterrier_hybrid.studies.alpha_sweep first")
     figures = page.parent / "img"
     figures.mkdir(parents=True, exist_ok=True)
     pareto_figure(by_alpha, figures / "alpha-pareto.png")
@@ -377,16 +346,16 @@ def write_page(folder: Path = RESULTS / "alpha", page: Path = DOCS / "results.md
     seeds = sorted({r["config"]["seed"] for runs in by_alpha.values() for r in runs})
     lines = [
         "# Does hybrid give the best of both? The α study", "",
-        "<!-- generated by `python examples/results.py` from docs/results/; do not edit by hand -->", "",
-        "Regenerate this page and its figures from the committed run artifacts with `python examples/results.py`.", "",
+        f"<!-- generated by `{COMMAND}` from docs/results/; do not edit by hand -->", "",
+        f"Regenerate this page and its figures from the committed run artifacts with `{COMMAND}`.", "",
         f"{n} run{'' if n == 1 else 's'}: hybrid batches with α = P(X-X-mono batch) (α = 1 is X-X-mono, α = 0 is X-Y), seeds "
         f"{', '.join(map(str, seeds))}. Every run starts from `{example['base_model']}` (multilingual-e5-small), "
-        f"trains {example['train']['steps']} steps of {example['batch_size']} on MLQA-R (ar de en es hi vi zh) with "
+        f"trains {example['train']['steps']} steps of {example['batch_size']} on MLQA-R ({' '.join(SEEN)}) with "
         f"`--amp {example['train']['amp']}` and frozen word embeddings (the recipe of docs/training.md), keeps the "
         "checkpoint with the lowest loss on the same held-out 10% of MLQA-R parallel ids, and is evaluated on the "
-        "full XQuAD-R protocol (el, ru, th, tr never trained on). Nothing is chosen by looking at XQuAD-R. Each "
+        f"full XQuAD-R protocol ({', '.join(UNSEEN)} never trained on). Nothing is chosen by looking at XQuAD-R. Each "
         "run's report, log, config and model card are in `docs/results/alpha/<run>/`; "
-        "`python examples/alpha_sweep.py --model .cache/me5 --commit` trains and commits any run that is missing.", "",
+        f"`{SWEEP} --commit` trains and commits any run that is missing.", "",
     ]
     reading = folder / "reading.md"  # the hand-written reading, included as it is
     if reading.is_file():
@@ -411,27 +380,30 @@ def write_page(folder: Path = RESULTS / "alpha", page: Path = DOCS / "results.md
         *paired_tests(by_alpha), "",
         "## Mo. against Mul. and rank distance", "", "![Pareto](img/alpha-pareto.png)", "",
         "## Seen and unseen languages", "",
-        "Seed means over settings whose languages were all trained on, and over settings that involve el, ru, th or "
-        "tr (a Cr. setting is unseen when either side is).", "", *seen_unseen_table(by_alpha), "",
-        "## Per query language: spread, unseen (el, ru, th, tr) and lower-resource (hi, th, el)", "",
+        "Seed means over settings whose languages were all trained on, and over settings that involve "
+        f"{', '.join(UNSEEN[:-1])} or {UNSEEN[-1]} (a Cr. setting is unseen when either side is).", "",
+        *seen_unseen_table(by_alpha), "",
+        f"## Per query language: spread, unseen ({', '.join(UNSEEN)}) and lower-resource ({', '.join(LOW_RESOURCE)})",
+        "",
         "![per language](img/alpha-languages.png)", "", *spread_table(by_alpha), "",
         *study_section(budget, "Four times the budget",
                        "α ∈ {{0, 0.5, 1}} at {steps} steps, otherwise the recipe above; seed 0 first, then seeds 1 "
                        "and 2 (the seeds column says which are in) "
-                       "(`python examples/alpha_sweep.py --model .cache/me5 --study budget --commit`).",
+                       f"(`{SWEEP} --study budget --commit`).",
                        more=budget_lines(budget, by_alpha) if budget else []),
         *study_section(reverse, "The reverse direction: train on XQuAD-R, test on MLQA-R",
                        "α ∈ {{0, 0.5, 1}}, seed 0, trained on all 11 XQuAD-R languages and evaluated zero-shot on the "
-                       "full MLQA-R protocol (`python examples/alpha_sweep.py --model .cache/me5 --study reverse "
-                       "--commit`); the validation loss is on held-out XQuAD-R ids. MLQA-R has 7 languages, all "
-                       "trained on here; its Mul. pool has 2 to 4 relevant sentences per question.",
+                       f"full MLQA-R protocol (`{SWEEP} --study reverse --commit`); the validation loss is on "
+                       "held-out XQuAD-R ids. MLQA-R has 7 languages, all trained on here; its Mul. pool has 2 to 4 relevant sentences per question.",
                        reference=reference_rows("mlqa-r"),
                        more=[*bm25_note("mlqa-r"), "Each mixed α minus the better pure strategy, and paired tests over MLQA-R's settings "
                              "(Holm over this table):", "", *noise_and_gaps(reverse), "", *paired_tests(reverse)]
                        if reverse else []),
         *combine_section(folder.parent / "combine", figures, by_alpha, zero_shot=ZERO_SHOT),
+        *fp32_lines(fp32),
         "## Reproducibility", "", *reproduction_lines(folder), "",
-        *hardware_lines({"α study": by_alpha, "budget": budget, "reverse": reverse}), "",
+        *hardware_lines({"α study": by_alpha, "budget": budget, "reverse": reverse,
+                         **{f"{name} (fp32)": runs for name, runs in fp32.items()}}), "",
     ]
     text = "\n".join(lines)
     atomic_write_text(page, text)
