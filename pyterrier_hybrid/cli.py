@@ -13,6 +13,7 @@ from typing import List, Optional
 from .atomic import refuse_existing
 from .model.encoder import DOC_TEXTS, BiEncoder
 from .model.model_dir import TRAINING_CONFIG, resolve_model
+from .model.onnx_backend import BACKENDS
 from .model.precision import DTYPES
 from .training.samplers import SAMPLINGS
 
@@ -20,7 +21,7 @@ from .training.samplers import SAMPLINGS
 def load_encoder(args: argparse.Namespace, verbose: bool = True):
     """A BiEncoder whose settings follow the one rule of :func:`~pyterrier_hybrid.model.model_dir.resolve_settings`."""
     return BiEncoder(args.model, doc_text=args.doc_text, batch_size=args.batch_size, dtype=args.dtype, verbose=verbose,
-                     query_max_length=args.query_max_length, doc_max_length=args.doc_max_length)
+                     query_max_length=args.query_max_length, doc_max_length=args.doc_max_length, backend=args.backend)
 
 
 def _langs(value: Optional[str]) -> Optional[List[str]]:
@@ -136,21 +137,36 @@ def _train(args: argparse.Namespace) -> None:
     import torch
 
     from .training import TrainConfig, Trainer, load_source, make_sampler, split_validation
+    from .training.samplers import parse_mix
 
+    if args.mix and args.sampling not in (None, "mix"):
+        raise ValueError(f"--mix draws each batch's kind; leave out --sampling {args.sampling} (or give --sampling mix)")
+    if args.sampling is None and not args.mix:
+        raise ValueError("give --sampling (xx, xy, hybrid, multi) or --mix (e.g. xx=0.35,xy=0.35,multi=0.3)")
+    if args.sampling == "mix" and not args.mix:
+        raise ValueError("--sampling mix needs --mix, e.g. --mix xx=0.35,xy=0.35,multi=0.3")
+    sampling, mix = ("mix", parse_mix(args.mix)) if args.mix else (args.sampling, None)
+    if args.align_weight < 0:
+        raise ValueError(f"--align-weight must be 0 or more, got {args.align_weight}")
+    if args.align_queries and not args.align_weight:
+        raise ValueError("--align-queries adds to the alignment term: give --align-weight above 0 too")
+    kw = {"positive_langs": args.positive_langs, "mix": mix, "align": args.align_weight > 0,
+          "align_queries": args.align_queries}
     resolve_model(args.model)  # a wrong path fails before the data is read
     langs = _langs(args.langs)
     sources = [load_source(spec, langs) for spec in args.data]
     val_sampler = None
     if args.val_fraction:
         sources, val_sources = zip(*(split_validation(s, args.val_fraction) for s in sources))
-        val_sampler = make_sampler(args.sampling, list(val_sources), args.batch_size, args.alpha, args.seed + 1)
-    sampler = make_sampler(args.sampling, list(sources), args.batch_size, args.alpha, args.seed)
+        val_sampler = make_sampler(sampling, list(val_sources), args.batch_size, args.alpha, args.seed + 1, **kw)
+    sampler = make_sampler(sampling, list(sources), args.batch_size, args.alpha, args.seed, **kw)
     encoder = BiEncoder(args.model, query_max_length=args.query_max_length, doc_max_length=args.doc_max_length,
                         dtype="float32")
     config = TrainConfig(steps=args.steps, lr=args.lr, weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
                          temperature=args.temperature, grad_cache_chunk=args.grad_cache_chunk, amp=args.amp,
                          freeze_embeddings=args.freeze_embeddings,
-                         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, patience=args.patience)
+                         checkpoint_every=args.checkpoint_every, eval_every=args.eval_every, patience=args.patience,
+                         align_weight=args.align_weight, align_queries=args.align_queries)
     torch.manual_seed(args.seed)
     trainer = Trainer(encoder, sampler, args.out, config, val_sampler=val_sampler, keep_checkpoint=args.keep_checkpoint)
     out = trainer.train(resume=args.resume, overwrite=args.overwrite)
@@ -191,9 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="reuse an index in --index-dir that another model encoded (its vectors, this model's queries)")
     ec.set_defaults(func=cmd_evaluate_collection)
 
-    tr = sub.add_parser("train", help="train a dual encoder with X-X-mono, X-Y or hybrid batches")
-    tr.add_argument("--sampling", choices=SAMPLINGS, required=True)
+    tr = sub.add_parser("train", help="train a dual encoder with X-X-mono, X-Y, hybrid, multi-positive or mixed batches")
+    tr.add_argument("--sampling", choices=SAMPLINGS, help="the batch kind (or give --mix)")
     tr.add_argument("--alpha", type=float, default=0.5, help="hybrid: probability of an X-X-mono batch")
+    tr.add_argument("--mix", help="each batch's kind drawn by probability, e.g. xx=0.35,xy=0.35,multi=0.3")
+    tr.add_argument("--positive-langs", type=int, default=2, metavar="K",
+                    help="multi: each query's answer in K languages, its own among them")
+    tr.add_argument("--align-weight", type=float, default=0.0, metavar="BETA",
+                    help="add BETA x translation ranking between parallel passages of the same id (0: none)")
+    tr.add_argument("--align-queries", action="store_true", help="the alignment term between parallel queries too")
     tr.add_argument("--model", required=True, help="starting model: directory or Hugging Face name")
     tr.add_argument("--data", action="append", required=True,
                     help="a .jsonl file, a LAReQA family (mlqa-r), a folder named after one, or an ir_datasets "
@@ -271,6 +293,9 @@ def _encoder_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--dtype", choices=DTYPES, default="auto",
                         help="auto: bf16 where the hardware does it natively, else fp32")
+    parser.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0],
+                        help="torch; onnx (ONNX Runtime on the CPU, fp32, the same vectors) or onnx-int8 (dynamic "
+                             "int8, opt-in); both need pip install pyterrier-hybrid[fast]")
     parser.add_argument("--query-max-length", type=int, help="query token limit (default: the model's saved limit)")
     parser.add_argument("--doc-max-length", type=int,
                         help="passage token limit (default: the model's saved limit; our trained models save their "

@@ -96,3 +96,31 @@ def tiny_model_no_dropout(tmp_path_factory):
     from pyterrier_hybrid.testing import make_tiny_model
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model-nodrop"), dropout=0.0)
 
+
+# ---- a training run killed part-way (resume tests) ----
+
+class Killed(Exception):
+    pass
+
+
+class DiesAfter:
+    """A sampler that dies (like a killed process) when asked for batch number ``n + 1``."""
+
+    def __init__(self, inner, n):
+        self.inner, self.n, self.batch_size = inner, n, inner.batch_size
+        self.align, self.align_queries = inner.align, inner.align_queries  # the trainer checks them
+
+    def __iter__(self):
+        for i, batch in enumerate(self.inner):
+            if i == self.n:
+                raise Killed()
+            yield batch
+
+    def state_dict(self):
+        return self.inner.state_dict()
+
+    def describe(self):
+        return self.inner.describe()
+
+    def load_state_dict(self, state):
+        self.inner.load_state_dict(state)

@@ -147,12 +147,19 @@ def test_both_sources_satisfy_the_training_source_protocol():
 
 
 def test_sampling_names_and_labels_come_from_the_samplers():
-    from pyterrier_hybrid.training.samplers import SAMPLINGS, make_sampler, sampling_label
+    from pyterrier_hybrid.training.samplers import (SAMPLINGS, MixedBatchSampler, MultiPositiveBatchSampler, make_sampler,
+                                                    sampling_label)
     src = synthetic()
-    assert SAMPLINGS == ("xx", "xy", "hybrid")
-    made = [make_sampler(name, src, 4, alpha=0.25) for name in SAMPLINGS]
-    assert [type(s) for s in made] == [MonolingualBatchSampler, CrossLingualBatchSampler, HybridBatchSampler]
+    assert SAMPLINGS == ("xx", "xy", "hybrid", "multi", "mix")
+    made = [make_sampler(name, src, 4, alpha=0.25, positive_langs=3, mix={"xx": 0.5, "multi": 0.5} if name == "mix" else None)
+            for name in SAMPLINGS]
+    assert [type(s) for s in made] == [MonolingualBatchSampler, CrossLingualBatchSampler, HybridBatchSampler,
+                                       MultiPositiveBatchSampler, MixedBatchSampler]
     assert [s.describe()["sampling"] for s in made] == list(SAMPLINGS) and made[2].alpha == 0.25
-    assert [sampling_label(name, 0.25) for name in SAMPLINGS] == ["X-X-mono", "X-Y", "hybrid (α = 0.25)"]
-    with pytest.raises(ValueError, match="unknown sampling 'xz'; use one of xx, xy, hybrid"):
+    # the older samplers describe themselves as before (committed runs keep their config); the new keys only when used
+    assert [list(s.describe()) for s in made[:3]] == [["sampling", "alpha", "batch_size", "seed", "sources"]] * 3
+    assert made[3].describe()["positive_langs"] == 3 and made[4].describe()["mix"] == {"xx": 0.5, "multi": 0.5}
+    assert [sampling_label(name, 0.25, 3, {"xx": 0.5, "multi": 0.5}) for name in SAMPLINGS] == [
+        "X-X-mono", "X-Y", "hybrid (α = 0.25)", "multi-positive (K = 3)", "mixed (xx 0.5, multi 0.5, K = 3)"]
+    with pytest.raises(ValueError, match="unknown sampling 'xz'; use one of xx, xy, hybrid, multi, mix"):
         make_sampler("xz", src, 4)

@@ -98,6 +98,10 @@ def test_max_difference():
     assert study.max_difference(a, {**a, "dtype": "fp32"}) == float("inf")               # not the same run
     assert study.max_difference(a, {**a, "mAP": {"mono": 0.5}}) == float("inf")
     assert study.max_difference(a, {**a, "mAP": {"mono": 0.5, "cross": [0.25]}}) == float("inf")
+    # a log line from before steps recorded the passages they encoded still compares with one from after
+    line = {"step": 1, "loss": 0.5, "seconds": 2.0}
+    assert study.max_difference([line], [{**line, "passages": 64, "seconds": 3.1}]) == 0.0
+    assert study.max_difference([line], [{**line, "loss": 0.75, "passages": 64}]) == 0.25
 
 
 def test_last_step_is_evaluated_from_the_resume_checkpoint(tiny_model_dir, tmp_path, capsys):

@@ -13,6 +13,7 @@ import pyterrier_hybrid as ph
 from pyterrier_hybrid import HybridBatchSampler, TrainConfig, Trainer
 from pyterrier_hybrid.model import precision
 from pyterrier_hybrid.training import ParallelSource, from_lareqa, info_nce, negative_mask
+from conftest import DiesAfter, Killed
 
 
 @pytest.fixture(scope="module")
@@ -73,32 +74,6 @@ def test_loss_goes_down(tiny_model_dir, demo, tmp_path):
     assert {r["kind"] for r in log} == {"xx", "xy"} and all(set(r) >= {"loss", "lr", "kind", "langs"} for r in log)
     assert np.mean([r["loss"] for r in log[-15:]]) < np.mean([r["loss"] for r in log[:15]])
     assert after < 0.8 * before
-
-
-class Killed(Exception):
-    pass
-
-
-class DiesAfter:
-    """A sampler that dies (like a killed process) when asked for batch number ``n + 1``."""
-
-    def __init__(self, inner, n):
-        self.inner, self.n, self.batch_size = inner, n, inner.batch_size
-
-    def __iter__(self):
-        for i, batch in enumerate(self.inner):
-            if i == self.n:
-                raise Killed()
-            yield batch
-
-    def state_dict(self):
-        return self.inner.state_dict()
-
-    def describe(self):
-        return self.inner.describe()
-
-    def load_state_dict(self, state):
-        self.inner.load_state_dict(state)
 
 
 def test_resume_after_kill_reproduces_the_run(tiny_model_dir, demo, tmp_path):

@@ -104,6 +104,7 @@ def run_protocol(
         "langs": split.langs,
         "max_queries": max_queries,
         "dtype": ranker.dtype,
+        "backend": getattr(getattr(ranker, "encoder", None), "backend", None),  # None for BM25
         "n_queries": {x: int(len(q)) for x, q in split.queries.items()},
         "n_docs": {x: int(sl.stop - sl.start) for x, sl in split.lang_slices.items()},
         "mAP": {"mono": _mean(mono), "cross": _mean(cross), "multi": _mean(list(multi.values()))},

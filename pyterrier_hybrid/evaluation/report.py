@@ -31,7 +31,8 @@ def to_markdown(report: dict) -> str:
         f"# {report['name'] or 'system'} on {report['dataset']}",
         "",
         f"Languages {', '.join(langs)}; queries per language {report['n_queries']}; "
-        f"max_queries {report['max_queries']}; encoder dtype {report.get('dtype') or 'n/a'}"
+        f"max_queries {report['max_queries']}; encoder dtype {report.get('dtype') or 'n/a'}, "
+        f"backend {report.get('backend') or 'n/a'}"
         + _removal(report.get("language_removal")) + ".",
         "",
         "| mAP Mo. | mAP Cr. | mAP Mul. | rank distance | query-language share@10 | rank correlation |",

@@ -3,31 +3,21 @@
 A model of the same dimension but other weights (a merge of the same start, say) would otherwise rank its queries
 against the old model's document vectors without complaint. The identity holds what changes a vector: a hash of
 the weights (the state dict, whatever the file format or path), the pooling, normalisation, prefixes, max
-lengths, the document text mode and the dtype; the model's name is kept for messages only.
+lengths, the document text mode, the dtype and the backend (torch, onnx, onnx-int8); the model's name is kept for
+messages only.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from typing import TYPE_CHECKING, List, Optional
 
-import torch
+from ..model.model_dir import weights_hash
 
 if TYPE_CHECKING:
     from ..model import BiEncoder
 
 #: the flag that accepts another model, in the messages
 ALLOW = "allow_other_encoder=True"
-
-
-def weights_hash(model: torch.nn.Module) -> str:
-    """A sha1 of every tensor of the model's state dict, by name, bytes and dtype (about a second per GB)."""
-    h = hashlib.sha1()
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().reshape(-1).contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(tensor.shape)};".encode())
-        h.update(t.view(torch.uint8).cpu().numpy().tobytes())
-    return h.hexdigest()
 
 
 def encoder_identity(encoder: BiEncoder) -> dict:
@@ -37,7 +27,7 @@ def encoder_identity(encoder: BiEncoder) -> dict:
         encoder: the :class:`~pyterrier_hybrid.BiEncoder`.
     """
     return {"model": encoder.name, "weights": weights_hash(encoder.model), **dataclasses.asdict(encoder.settings),
-            "doc_text": encoder.doc_text, "dtype": encoder.dtype}
+            "doc_text": encoder.doc_text, "dtype": encoder.dtype, "backend": encoder.backend}
 
 
 def differences(stored: dict, given: dict) -> List[str]:
@@ -59,6 +49,7 @@ def check_encoder(stored: Optional[dict], encoder: BiEncoder, where: str, allow_
     """
     if stored is None or allow_other_encoder:
         return
+    stored = {"backend": "torch", **stored}  # recorded before there were other backends
     given = encoder_identity(encoder)
     changed = differences(stored, given)
     if changed:

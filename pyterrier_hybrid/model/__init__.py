@@ -1,5 +1,5 @@
-"""The model: :class:`BiEncoder` and its PyTerrier transformers, dtype choice, model directories (settings, card,
-provenance) and weight merging.
+"""The model: :class:`BiEncoder` and its PyTerrier transformers, its ONNX Runtime backends, dtype choice, model
+directories (settings, card, provenance) and weight merging.
 
 The bottom stage: it imports nothing from the index, training or evaluation packages.
 """

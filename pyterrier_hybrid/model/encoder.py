@@ -14,6 +14,7 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 
 from ..checks import require_columns, require_texts
 from .model_dir import CARD, resolve_model, resolve_settings
+from .onnx_backend import BACKENDS, OnnxBody, ensure_exported, pool_numpy
 from .precision import autocast, resolve_dtype
 
 DocText = Literal["sentence", "sentence+context"]
@@ -59,6 +60,11 @@ class BiEncoder:
             bf16 moved mAP by at most 0.0005), ``"float32"``, ``"bfloat16"`` (CPU or CUDA, under autocast) or
             ``"float16"`` (CUDA). The resolved one is in ``.dtype`` and in every protocol report.
         verbose: show a tqdm progress bar while encoding.
+        backend: ``"torch"``; ``"onnx"`` (the same vectors from ONNX Runtime on the CPU, exported once per model,
+            see :mod:`~pyterrier_hybrid.model.onnx_backend`); or ``"onnx-int8"`` (its dynamically quantised
+            variant, opt-in: its quality on the full protocol is not yet measured). The ONNX ones need
+            ``pip install pyterrier-hybrid[fast]``, run in fp32 on the CPU, and encode only (``embed`` is not
+            differentiable there).
     """
 
     def __init__(
@@ -77,7 +83,10 @@ class BiEncoder:
         device: Optional[str] = None,
         dtype: str = "auto",
         verbose: bool = False,
+        backend: str = "torch",
     ):
+        if backend not in BACKENDS:
+            raise ValueError(f"backend={backend!r} is not supported; use one of {list(BACKENDS)}")
         if isinstance(model, (str, Path)):
             self.name = resolve_model(model)
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(self.name)
@@ -91,6 +100,12 @@ class BiEncoder:
             query_max_length=query_max_length, doc_max_length=doc_max_length)
         if doc_text not in DOC_TEXTS:
             raise ValueError(f"doc_text={doc_text!r} is not supported; use one of {DOC_TEXTS}")
+        self.backend = backend
+        if backend != "torch":
+            if device not in (None, "cpu") or dtype not in ("auto", "float32"):
+                raise ValueError(f"backend={backend!r} runs in float32 on the CPU; leave device and dtype out, or use "
+                                 "backend='torch' for another device or dtype")
+            device, dtype = "cpu", "float32"  # 'auto' must not pick bf16: the graph is fp32 (or int8 by choice)
         self.device = torch.device(device or default_device())
         self.doc_text = doc_text
         self.dtype = resolve_dtype(dtype, self.device)
@@ -98,6 +113,10 @@ class BiEncoder:
         self.verbose = verbose
         self.tokenizer = tokenizer
         self.model = model.to(self.device).eval()  # fp32 weights: reduced precision comes from autocast
+        self.onnx: Optional[OnnxBody] = None
+        if backend != "torch":
+            self.onnx = OnnxBody(ensure_exported(self.model, self.name, tokenizer.model_input_names,
+                                                 int8=backend == "onnx-int8"))
 
     @property
     def dim(self) -> int:
@@ -105,14 +124,16 @@ class BiEncoder:
         return int(self.model.config.hidden_size)
 
     def identity(self) -> tuple:
-        """Everything that changes the vectors: the weights (by file), settings, text mode, dtype, device, batching."""
+        """Everything that changes the vectors: the weights (by file), settings, text mode, dtype, backend, device,
+        batching."""
         root = Path(self.name)
         files = ()
         if root.is_dir():  # a model retrained into the same directory must not look the same
             files = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.iterdir())
                           if p.is_file() and p.name != CARD)  # the card changes with evaluations, not weights
             root = root.resolve()
-        return (str(root), files, self.settings, self.doc_text, self.dtype, self.device.type, self.batch_size)
+        return (str(root), files, self.settings, self.doc_text, self.dtype, self.backend, self.device.type,
+                self.batch_size)
 
     def embed(self, texts: Sequence[str], kind: Kind, contexts: Optional[Sequence[str]] = None,
               dtype: Optional[str] = None) -> torch.Tensor:
@@ -124,6 +145,7 @@ class BiEncoder:
             kind: ``"query"`` or ``"doc"``: which prefix and max length apply.
             contexts: paragraphs encoded as the second segment of each passage (``doc_text="sentence+context"``).
             dtype: autocast dtype for this call (training and validation choose their own); default ``self.dtype``.
+                Ignored by the ONNX backends.
 
         Returns:
             ``[len(texts), dim]`` float32 vectors.
@@ -133,7 +155,10 @@ class BiEncoder:
         toks = self.tokenizer(
             [prefix + t for t in texts], list(contexts) if contexts is not None else None, padding=True,
             truncation="only_second" if contexts is not None else True, max_length=max_length,
-            return_tensors="pt").to(self.device)
+            return_tensors="pt" if self.onnx is None else "np")
+        if self.onnx is not None:  # no torch op runs here, so torch's thread pool stays asleep beside the session's
+            return torch.from_numpy(pool_numpy(self.onnx(toks), toks["attention_mask"], s.pooling, s.normalize))
+        toks = toks.to(self.device)
         with autocast(self.device, dtype or self.dtype):
             hidden = self.model(**toks).last_hidden_state
         vecs = pool(hidden, toks["attention_mask"], s.pooling).float()
@@ -183,7 +208,9 @@ class BiEncoder:
         return self.query_encoder() >> self.doc_encoder() >> VectorScorer()
 
     def __repr__(self) -> str:
-        return f"BiEncoder({self.name!r}, {self.settings}, doc_text={self.doc_text!r}, dtype={self.dtype!r})"
+        backend = f", backend={self.backend!r}" if self.backend != "torch" else ""
+        return (f"BiEncoder({self.name!r}, {self.settings}, doc_text={self.doc_text!r}, dtype={self.dtype!r}"
+                f"{backend})")
 
 
 class QueryEncoder(pt.Transformer):

@@ -32,7 +32,7 @@ def grad_cache_backward(
     backward: Callable[[torch.Tensor], None],
     chunk: int,
     gather: Callable[[torch.Tensor], torch.Tensor],
-    local: slice,
+    share: Callable[[int], slice],
     device: torch.device,
 ) -> torch.Tensor:
     """Accumulate this process's gradient of the global loss into the model; return the loss.
@@ -44,7 +44,7 @@ def grad_cache_backward(
         backward: runs ``loss.backward()`` (with loss scaling where used).
         chunk: texts per forward pass with a graph.
         gather: this process's embeddings -> everyone's (identity on one process).
-        local: this process's rows of a gathered tensor.
+        share: this process's rows of a gathered tensor of n rows (``share(n)``).
         device: where the random state for dropout lives.
     """
     forks, local_reps = [], []
@@ -60,7 +60,7 @@ def grad_cache_backward(
     backward(loss)
     fork = iter(forks)
     for (texts, kind), rep in zip(groups, global_reps):
-        grad = rep.grad[local]
+        grad = rep.grad[share(len(rep))]
         for i in range(0, len(texts), chunk):
             next(fork).restore()
             embed(texts[i:i + chunk], kind).backward(grad[i:i + chunk])

@@ -19,7 +19,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Iterator, List, Optional, Union
+from typing import Callable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -34,8 +34,8 @@ from ..model.model_dir import CHECKPOINT, TRAINING_CONFIG, EncoderSettings, read
 from ..model.precision import fast_bf16, resolve_dtype
 from . import checkpoint
 from .grad_cache import grad_cache_backward
-from .loss import info_nce, negative_mask
-from .samplers import Batch, BatchSampler, sampling_label
+from .loss import info_nce, multi_positive_mask, multi_positive_nce, negative_mask, translation_ranking
+from .samplers import MULTI, Batch, BatchSampler, sampling_label
 
 
 def describe_run(run: dict) -> str:
@@ -68,6 +68,10 @@ class TrainConfig:
         checkpoint_every: save a resumable checkpoint every N steps (and at the end).
         eval_every: compute the validation loss every N steps (0 = never).
         patience: stop after this many evaluations without improvement; the best weights are kept.
+        align_weight: β, the weight of the translation-ranking term between parallel passages of the same id
+            (:func:`~pyterrier_hybrid.training.loss.translation_ranking`); 0 leaves it out. The sampler must align
+            (``make_sampler(..., align=True)``) exactly when it is above 0.
+        align_queries: add the same term, weighted β, between parallel queries (the sampler's ``align_queries``).
     """
     steps: int
     lr: float = 3e-5
@@ -81,6 +85,20 @@ class TrainConfig:
     checkpoint_every: int = 100
     eval_every: int = 0
     patience: int = 3
+    align_weight: float = 0.0
+    align_queries: bool = False
+
+
+#: TrainConfig fields added after runs were committed: left out of a run config at these values, so those runs keep
+#: their config (resume, --resume of a finished run, and reproduction compare it)
+_LATER_DEFAULTS = {"align_weight": 0.0, "align_queries": False}
+
+
+@dataclass
+class _Inputs:
+    """A batch as the encoder and the loss see it."""
+    groups: List[Tuple[List[str], str]]                # global texts per encoding group, with "query" / "doc"
+    loss: Callable[[List[torch.Tensor]], torch.Tensor]  # the loss of the groups' global embeddings
 
 
 def _dist() -> tuple:
@@ -96,7 +114,7 @@ class Trainer:
         encoder: the :class:`BiEncoder` to train (its pooling, prefixes and lengths are used as they are),
             or a Hugging Face name or directory to load one from with its own settings.
         sampler: a :class:`BatchSampler` (``MonolingualBatchSampler``, ``CrossLingualBatchSampler``,
-            ``HybridBatchSampler``).
+            ``HybridBatchSampler``, ``MultiPositiveBatchSampler``, ``MixedBatchSampler``).
         out_dir: the output model directory (also holds the log and the checkpoint).
         config: the hyper-parameters.
         val_sampler: batches for the validation loss (early stopping).
@@ -116,6 +134,15 @@ class Trainer:
             raise ValueError(f"steps must be positive, got {config.steps}")
         if sampler.batch_size % self.world:
             raise ValueError(f"batch size {sampler.batch_size} does not split over {self.world} processes")
+        if config.align_weight < 0:
+            raise ValueError(f"align_weight (--align-weight) must be 0 or more, got {config.align_weight}")
+        if config.align_queries and not config.align_weight:
+            raise ValueError("align_queries (--align-queries) needs align_weight (--align-weight) above 0")
+        aligns = (getattr(sampler, "align", False), getattr(sampler, "align_queries", False))
+        if aligns != (config.align_weight > 0, config.align_queries):
+            raise ValueError(f"the sampler draws translations for passages / queries {aligns}, the config weighs "
+                             f"align_weight={config.align_weight}, align_queries={config.align_queries}: build the "
+                             "sampler with make_sampler(..., align=align_weight > 0, align_queries=align_queries)")
         if not isinstance(encoder, BiEncoder):
             encoder = BiEncoder(encoder, device=device, dtype="float32")
         self.encoder, self.model, self.device = encoder, encoder.model, encoder.device
@@ -147,18 +174,67 @@ class Trainer:
     def _embed(self, texts: List[str], kind: str) -> torch.Tensor:
         return self.encoder.embed(texts, kind, dtype=self.amp_dtype)
 
-    def _inputs(self, batch: Batch):
-        """Global query texts, doc texts (positives, then one negative slot per triplet) and the mask."""
-        queries = [t.query for t in batch.triplets]
-        positives = [t.positive for t in batch.triplets]
-        negatives = [t.negative for t in batch.triplets]
-        mask = negative_mask(positives, positives + negatives).to(self.device)
-        return queries, [d or "" for d in positives + negatives], mask
+    def _inputs(self, batch: Batch) -> _Inputs:
+        """The batch's encoding groups (queries, positives, one negative slot per positive, then any translations)
+        and the loss of their embeddings: InfoNCE, or multi-positive InfoNCE for a multi batch, plus β times the
+        translation-ranking terms."""
+        t, dev = self.config.temperature, self.device
+        queries = [tr.query for tr in batch.items]
+        positives = [tr.positive for tr in batch.triplets]
+        negatives = [tr.negative for tr in batch.triplets]
+        groups = [(queries, "query"), (positives, "doc"), ([d or "" for d in negatives], "doc")]
+        if batch.kind == MULTI:
+            k = batch.positive_langs
+            answers, mask = multi_positive_mask([positives[i * k:(i + 1) * k] for i in range(len(queries))],
+                                                positives + negatives)
+            answers, mask = answers.to(dev), mask.to(dev)
 
-    def _local(self, queries: List[str], docs: List[str]) -> List[tuple]:
-        """This rank's texts as (texts, kind) groups: queries, positives, negatives."""
-        b, rows = len(queries), self._share(len(queries))
-        return [(queries[rows], "query"), (docs[:b][rows], "doc"), (docs[b:][rows], "doc")]
+            def rank(q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+                return multi_positive_nce(q, d, answers, t, mask)
+        else:
+            mask = negative_mask(positives, positives + negatives).to(dev)
+
+            def rank(q: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+                return info_nce(q, d, t, mask)
+        terms = self._alignment(batch, groups)
+
+        def loss(reps: List[torch.Tensor]) -> torch.Tensor:
+            q, p, n = reps[:3]
+            total = rank(q, torch.cat([p, n]))
+            for views, masks in terms:
+                views_reps = [reps[g][rows] for g, rows in views]
+                total = total + self.config.align_weight * translation_ranking(views_reps, t, masks)
+            return total
+        return _Inputs(groups, loss)
+
+    def _alignment(self, batch: Batch, groups: List[Tuple[List[str], str]]) -> List[tuple]:
+        """The translation-ranking terms of a batch, as views (encoding group, rows) with their false-negative masks;
+        appends the translations' texts to ``groups``; none without ``align_weight``."""
+        if not self.config.align_weight:
+            return []
+        k, translations = batch.positive_langs, batch.translations
+        terms = []
+
+        def add(group: int, texts: List[Optional[str]], kind: str) -> None:
+            rows = [i for i, x in enumerate(texts) if x is not None]
+            if len(rows) < 2:  # one id alone has nothing to be told apart from: no term, nothing more to encode
+                return
+            groups.append(([x or "" for x in texts], kind))
+            terms.append([(group, rows), (len(groups) - 1, rows)])
+
+        if k >= 2:  # a multi batch: its K passages per id are the views
+            terms.append([(1, list(range(a, len(groups[1][0]), k))) for a in range(k)])
+        elif translations:
+            add(1, [tr.passage for tr in translations], "doc")
+        if self.config.align_queries and translations:
+            add(0, [tr.query for tr in translations], "query")
+        masks = [[negative_mask(x, x).to(self.device) for x in ([groups[g][0][r] for r in rows] for g, rows in view)]
+                 for view in terms]
+        return list(zip(terms, masks))
+
+    def _local(self, groups: List[Tuple[List[str], str]]) -> List[tuple]:
+        """This rank's contiguous share of each group."""
+        return [(texts[self._share(len(texts))], kind) for texts, kind in groups]
 
     def _share(self, n: int) -> slice:
         """This rank's contiguous share of ``n`` global rows."""
@@ -175,25 +251,21 @@ class Trainer:
         dist.all_gather(parts, local.contiguous())
         return torch.cat(parts)
 
-    def _loss(self, reps: List[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
-        q, p, n = reps
-        return info_nce(q, torch.cat([p, n]), self.config.temperature, mask)
-
     def _backward(self, loss: torch.Tensor) -> None:
         (self.scaler.scale(loss) if self.scaler else loss).backward()
 
     def _accumulate(self, batch: Batch) -> float:
         """Compute the batch's loss and leave its gradient (summed over ranks) in the model."""
-        queries, docs, mask = self._inputs(batch)
-        groups = self._local(queries, docs)
+        inputs = self._inputs(batch)
+        groups = self._local(inputs.groups)
         if self.config.grad_cache_chunk is None:
-            loss = self._loss([self._gather(self._embed(texts, kind), with_grad=True) for texts, kind in groups], mask)
+            loss = inputs.loss([self._gather(self._embed(texts, kind), with_grad=True) for texts, kind in groups])
             self._backward(loss)
             grad_scale = 1.0 / self.world  # each rank computed the same global loss: average
         else:
-            loss = grad_cache_backward(groups, self._embed, lambda reps: self._loss(reps, mask), self._backward,
+            loss = grad_cache_backward(groups, self._embed, inputs.loss, self._backward,
                                        self.config.grad_cache_chunk, lambda r: self._gather(r, with_grad=False),
-                                       self._share(len(queries)), self.device)
+                                       self._share, self.device)
             grad_scale = 1.0  # each rank holds its own share of the global gradient: sum
         if self.world > 1:
             for p in self.model.parameters():
@@ -228,10 +300,15 @@ class Trainer:
         self.model.eval()
         losses = []
         for batch in self._val_batches:
-            queries, docs, mask = self._inputs(batch)
-            q = self.encoder.embed(queries, "query", dtype="float32")
-            d = self.encoder.embed(docs, "doc", dtype="float32")  # positives, then negatives
-            losses.append(float(info_nce(q, d, self.config.temperature, mask)))
+            inputs = self._inputs(batch)
+            # one forward pass per kind (all passages together), split back into the groups
+            vecs = {kind: self.encoder.embed([x for texts, k in inputs.groups if k == kind for x in texts], kind,
+                                             dtype="float32") for kind in ("query", "doc")}
+            reps, taken = [], {"query": 0, "doc": 0}
+            for texts, kind in inputs.groups:
+                reps.append(vecs[kind][taken[kind]:taken[kind] + len(texts)])
+                taken[kind] += len(texts)
+            losses.append(float(inputs.loss(reps)))
         self.model.train()
         return float(np.mean(losses))
 
@@ -240,7 +317,8 @@ class Trainer:
         """Everything that decides what this run trains: model, sampling, data, hyper-parameters, settings."""
         return {"base_model": self.encoder.name, **self.sampler.describe(),
                 "validation": self.val_sampler.describe()["sources"] if self.val_sampler is not None else None,
-                "train": asdict(self.config), "encoder": asdict(self.encoder.settings), "world_size": self.world}
+                "train": {k: v for k, v in asdict(self.config).items() if _LATER_DEFAULTS.get(k, ...) != v},
+                "encoder": asdict(self.encoder.settings), "world_size": self.world}
 
     def _state(self) -> dict:
         return {
@@ -340,7 +418,8 @@ class Trainer:
                 lr = self.scheduler.get_last_lr()[0]
                 loss = self.step(batch)
                 record = {"step": self.steps_done, "loss": loss, "lr": lr, "kind": batch.kind, "langs": batch.langs,
-                          "source": batch.source, "seconds": round(time.perf_counter() - start, 4)}  # the whole step
+                          "source": batch.source, "passages": batch.passages,
+                          "seconds": round(time.perf_counter() - start, 4)}  # the whole step
                 if self.config.eval_every and self.val_sampler is not None and self.steps_done % self.config.eval_every == 0:
                     record["val_loss"] = self.validation_loss()
                     self.stopped_early = self._early_stopping(record["val_loss"])
@@ -391,7 +470,8 @@ class Trainer:
 def _card(run: dict, steps_done: int, best_val: float, stopped_early: bool, note: str = "") -> str:
     """The model card of a run's weights; it gives the best validation loss only where the run validated."""
     best = best_val if run["train"]["eval_every"] and run["validation"] is not None else None
-    return render_model_card(run, steps_done, best, stopped_early, sampling_label(run["sampling"], run["alpha"]), note)
+    label = sampling_label(run["sampling"], run["alpha"], run.get("positive_langs"), run.get("mix"))
+    return render_model_card(run, steps_done, best, stopped_early, label, note)
 
 
 def inference_settings(trained: EncoderSettings, start: str | Path) -> EncoderSettings:
