@@ -33,7 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..atomic import atomic_write_text
 from ..model.model_dir import TRAINING_CONFIG
@@ -125,27 +125,12 @@ class Study:
     def evaluate(self, name: str, dataset: str, holdout: Optional[float], folder: Path,
                  doc_length: int = DOC_LENGTH, removals: Sequence[str] = tuple(REMOVALS)) -> Dict[str, dict]:
         """Reports of one model under each removal variant, as ``folder/<model>/<removal>.json`` (committed)."""
-        from ..evaluation import DenseRanker, run_protocol
-        from ..model import BiEncoder
-
         target = folder / name
-        todo = [r for r in removals if not (target / f"{r}.json").is_file()]
-        if todo:
-            check_precision(self.recipe.eval_dtype)
-            encoder = BiEncoder(str(self.build(name)), dtype=self.recipe.eval_dtype, verbose=False, batch_size=64,
-                                query_max_length=QUERY_LENGTH, doc_max_length=doc_length)
-            for removal in todo:
-                method, k = REMOVALS[removal]
-                ranker = DenseRanker(encoder, cache_dir=self.work / "cache", language_removal=method, lir_k=k)
-                report = run_protocol(ranker, dataset, holdout=holdout, verbose=False, name=name)
-                target.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(target / f"{removal}.json", json.dumps(report, indent=2) + "\n")
-                print(f"{target / removal}: Mo. {report['mAP']['mono']:.4f} Cr. {report['mAP']['cross']:.4f} "
-                      f"Mul. {report['mAP']['multi']:.4f} rank distance {report['rank_distance']['macro']:.1f}",
-                      flush=True)
-            if self.commit and OUT in target.resolve().parents:  # the 96-token checks stay in work, uncommitted
-                git_commit(target, f"{target.relative_to(REPO)}: {dataset} reports")
-        return {r: json.loads((target / f"{r}.json").read_text()) for r in removals}
+        reports, wrote = evaluate_pipelines(lambda: self.build(name), name, dataset, holdout, target,
+                                            self.recipe.eval_dtype, self.work / "cache", doc_length, removals)
+        if wrote and self.commit and OUT in target.resolve().parents:  # the 96-token checks stay in work, uncommitted
+            git_commit(target, f"{target.relative_to(REPO)}: {dataset} reports")
+        return reports
 
     def select(self) -> dict:
         """Choose the pipeline on MLQA-R validation ids, seed 0, and commit the choice (once)."""
@@ -203,6 +188,44 @@ class Study:
             self.evaluate(name, self.test, None, self.out / self.test)
         for strategy in PURE:  # while this seed's weights are on disk: a later sitting would retrain them
             print(json.dumps(self.check_retrain(strategy, seed)), flush=True)
+
+
+def evaluate_pipelines(build: Callable[[], Path], name: str, dataset: str, holdout: Optional[float], target: Path,
+                       dtype: str, cache: Path, doc_length: int = DOC_LENGTH,
+                       removals: Sequence[str] = tuple(REMOVALS)) -> Tuple[Dict[str, dict], bool]:
+    """One model's protocol reports under each removal variant, as ``target/<removal>.json``; those present are read.
+
+    Args:
+        build: returns the model's directory; called (training or merging it) only when a report is missing.
+        name: the model's name in its reports.
+        dataset: the protocol (``xquad-r``, ``mlqa-r``).
+        holdout: evaluate on this share of held-out parallel ids only (MLQA-R validation), or None for all.
+        target: the model's report folder.
+        dtype: the encoder's dtype.
+        cache: the vector cache shared by the removal variants.
+        doc_length: the passage token limit (queries: :data:`QUERY_LENGTH`).
+        removals: the variants, keys of :data:`REMOVALS`.
+
+    Returns:
+        The reports by variant, and whether any was written now.
+    """
+    from ..evaluation import DenseRanker, run_protocol
+    from ..model import BiEncoder
+
+    todo = [r for r in removals if not (target / f"{r}.json").is_file()]
+    if todo:
+        check_precision(dtype)
+        encoder = BiEncoder(str(build()), dtype=dtype, verbose=False, batch_size=64, query_max_length=QUERY_LENGTH,
+                            doc_max_length=doc_length)
+        for removal in todo:
+            method, k = REMOVALS[removal]
+            ranker = DenseRanker(encoder, cache_dir=cache, language_removal=method, lir_k=k)
+            report = run_protocol(ranker, dataset, holdout=holdout, verbose=False, name=name)
+            target.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(target / f"{removal}.json", json.dumps(report, indent=2) + "\n")
+            print(f"{target / removal}: Mo. {report['mAP']['mono']:.4f} Cr. {report['mAP']['cross']:.4f} "
+                  f"Mul. {report['mAP']['multi']:.4f} rank distance {report['rank_distance']['macro']:.1f}", flush=True)
+    return {r: json.loads((target / f"{r}.json").read_text()) for r in removals}, bool(todo)
 
 
 def recipe_of(name: str) -> str:

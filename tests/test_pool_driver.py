@@ -1,0 +1,108 @@
+"""pyterrier_hybrid.studies.pool: the selection rule, the recipes' flags and models built on demand."""
+import json
+from pathlib import Path
+
+import pytest
+
+from pyterrier_hybrid.studies import pool, runs
+from pyterrier_hybrid.studies.runs import train_args
+
+
+@pytest.fixture(autouse=True)
+def any_cpu(monkeypatch):
+    monkeypatch.setattr(runs, "bf16_host", lambda: True)
+
+
+def report(mo, cr, mul, rd):
+    return {"mAP": {"mono": mo, "cross": cr, "multi": mul}, "rank_distance": {"macro": rd}}
+
+
+BASE = report(0.60, 0.50, 0.40, 500.0)
+
+
+def test_score_is_the_mean_relative_change_with_rank_distance_reversed():
+    value, eligible = pool.score(report(0.66, 0.50, 0.40, 400.0), BASE)
+    # Mo. +10%, Cr. 0, Mul. 0, rank distance 500/400 - 1 = +25%
+    assert value == pytest.approx((0.10 + 0 + 0 + 0.25) / 4) and eligible
+    # a large rank distance gain does not buy a Cr. loss beyond the floor
+    value, eligible = pool.score(report(0.60, 0.494, 0.40, 250.0), BASE)
+    assert value > 0.2 and not eligible
+    # within the floor it may
+    assert pool.score(report(0.60, 0.496, 0.40, 450.0), BASE)[1]
+    # worse on the whole: not eligible
+    assert pool.score(report(0.59, 0.50, 0.40, 505.0), BASE) == (pytest.approx((-1 / 60 + 500 / 505 - 1) / 4), False)
+
+
+def test_select_takes_the_best_eligible_pipeline_of_at_most_two_training_recipes():
+    scores = {"multi-k3-merged+lir": (0.09, True), "multi-k3+none": (0.08, True), "both+lir": (0.12, False),
+              "hybrid-align1-merged+none": (0.05, True), "hybrid-align0.5+none": (0.04, True),
+              "multi-k4+lir": (-0.01, False)}
+    assert pool.select(scores) == ["multi-k3-merged+lir", "hybrid-align1-merged+none"]
+    assert pool.select({"x+none": (-0.1, False)}) == []
+
+
+def test_recipes_flags_and_the_derived_both(tmp_path, monkeypatch):
+    monkeypatch.setattr(pool, "OUT", tmp_path)
+    study = pool.PoolStudy("me5", tmp_path / "work", False)
+    assert list(study.recipes()) == ["hybrid-align0.5", "hybrid-align1", "hybrid-align0.25", "hybrid-multi",
+                                     "multi-k3", "multi-k4"]
+    settings, run = study.run("multi-k4", 2)
+    args = train_args(settings, run, tmp_path / "m")
+    assert args[args.index("--sampling") + 1] == "multi" and args[args.index("--positive-langs") + 1] == "4"
+    assert args[args.index("--seed") + 1] == "2" and "--freeze-embeddings" in args and "bf16" in args
+    assert args[args.index("--data") + 1].endswith("mlqa-r") and args[args.index("--steps") + 1] == "120"
+    # ``both`` appears once every β has its four validation pipelines; β = 1 scores best here
+    combine_base = tmp_path / "combine" / "validation" / "merge-hybrid0.75-start-seed0"
+    combine_base.mkdir(parents=True)
+    (combine_base / "none.json").write_text(json.dumps(BASE))
+    monkeypatch.setattr(pool, "COMBINE", tmp_path / "combine")
+    for beta, rd in ((0.5, 480.0), (1.0, 420.0), (0.25, 490.0)):
+        for model in (f"hybrid-align{beta:g}", f"hybrid-align{beta:g}-merged"):
+            folder = tmp_path / "validation" / f"{model}-seed0"
+            folder.mkdir(parents=True)
+            for removal in pool.REMOVALS:
+                (folder / f"{removal}.json").write_text(json.dumps(report(0.6, 0.5, 0.4, rd)))
+        if beta == 0.5:
+            assert pool.best_beta() is None  # not every β screened yet
+    assert pool.best_beta() == 1.0
+    sampling, flags = study.recipes()["both"]
+    assert sampling == "mix" and flags[flags.index("--align-weight") + 1] == "1"
+
+
+def test_models_are_built_on_demand(tmp_path, monkeypatch):
+    """A merged model trains its parent first, then merges it with the start at λ = 0.75."""
+    calls = []
+    monkeypatch.setattr(pool, "OUT", tmp_path / "results")
+    monkeypatch.setattr(pool, "cli", lambda *args: calls.append(args))
+    study = pool.PoolStudy("me5", tmp_path / "work", False)
+    monkeypatch.setattr(study, "train", lambda recipe, seed: calls.append(("train", recipe, seed))
+                        or study.path(f"{recipe}-seed{seed}"))
+    out = study.build("hybrid-align0.5-merged-seed1")
+    assert out == tmp_path / "work" / "models" / "hybrid-align0.5-merged-seed1"
+    assert calls[0] == ("train", "hybrid-align0.5", 1)
+    assert calls[1][:4] == ("merge", str(tmp_path / "work" / "models" / "hybrid-align0.5-seed1"), "me5", "--weight")
+    assert calls[1][4] == "0.75"
+
+
+def test_equal_passage_steps(tmp_path, monkeypatch):
+    """A recipe that encodes 3× hybrid's passages per step gets a third of the steps."""
+    monkeypatch.setattr(pool, "OUT", tmp_path)
+    monkeypatch.setattr(pool, "hybrid_passages_per_step", lambda settings: 60.0)
+    folder = tmp_path / "runs" / "multi-k3-seed0"
+    folder.mkdir(parents=True)
+    (folder / "train_log.jsonl").write_text("".join(json.dumps({"step": i, "loss": 1.0, "passages": 180}) + "\n"
+                                                    for i in range(1, 4)) + json.dumps({"step": 3, "val_loss": 1}) + "\n")
+    assert pool.equal_passage_steps("multi-k3", runs.Recipe(model="")) == 40
+    (tmp_path / "selection.json").write_text(json.dumps({"selected": ["multi-k3-merged+lir"]}))
+    assert pool.equal_passage_points() == ["multi-k3"]
+    settings, run = pool.PoolStudy("me5", tmp_path / "w", False).run("multi-k3-eqp", 0)
+    assert (settings.steps, settings.eval_every, run.name) == (40, 20, "multi-k3-eqp-seed0")
+
+
+def test_reverse_needs_the_selection(tmp_path, monkeypatch):
+    monkeypatch.setattr(pool, "OUT", tmp_path)
+    study = pool.PoolStudy("me5", tmp_path / "work", False, "reverse")
+    assert study.test == "mlqa-r" and study.recipe.data.endswith("xquad-r") and study.out == tmp_path / "reverse"
+    with pytest.raises(SystemExit, match="selection.json"):
+        study.backward()
+
