@@ -1,14 +1,15 @@
 """Our encoder's backends on the CPU, side by side on the same texts: speed and closeness to torch fp32.
 
     PYTERRIER_HYBRID_DATA=../shared/data python benchmarks/encode_backends.py --model .cache/me5 \
-        [--langs en,de,zh] [--max-queries 100] [--repeats 1] [--backends torch-fp32,torch-bf16,onnx,onnx-int8]
+        [--langs en,de,zh] [--max-queries 100] [--repeats 1] [--backends torch-fp32,torch-bf16,openvino-fp32,...]
 
 Needs ``pip install -e '.[fast]'``. Work: the XQuAD-R passages of --langs and the first --max-queries questions of
 each, encoded by ``BiEncoder(model, backend=..., dtype=...)`` with the model's own prefixes and limits. Each backend
 is warmed up on a few texts (and exported on first use, outside the timing); then the repeats go round all backends
 in turn, so machine noise hits everyone alike. Reported: texts/s (passages + queries, the best repeat), its ratio to
-torch fp32, and the min / mean cosine of each backend's vectors to torch fp32's. torch-bf16 runs only where the
-CPU does bf16 natively (emulated bf16 is many times slower and says nothing). Quality on the full protocol is
+torch fp32, and the min / mean cosine of each backend's vectors to torch fp32's, with the CPU's flags. The bf16
+variants run only where the CPU does bf16 natively (emulated bf16 is many times slower and says nothing). The int8
+graphs are calibrated on MLQA-R (the default), outside the timing. Quality on the full protocol is
 benchmarks/encode.py's and benchmarks/protocol.py's job, not this script's.
 """
 from __future__ import annotations
@@ -24,9 +25,13 @@ import numpy as np
 BACKENDS = {  # name -> BiEncoder options
     "torch-fp32": {"dtype": "float32"},
     "torch-bf16": {"dtype": "bfloat16"},
-    "onnx": {"backend": "onnx"},
-    "onnx-int8": {"backend": "onnx-int8"},
+    "openvino-fp32": {"backend": "openvino", "dtype": "float32"},
+    "openvino-bf16": {"backend": "openvino", "dtype": "bfloat16"},
+    "openvino-int8": {"backend": "openvino-int8", "dtype": "float32"},
+    "openvino-int8-bf16": {"backend": "openvino-int8", "dtype": "bfloat16"},
 }
+#: the CPU flags that decide which kernels run
+FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 WARMUP_TEXTS = 16
 
 
@@ -55,15 +60,18 @@ def main() -> None:
     unknown = set(names) - set(BACKENDS)
     if unknown:
         raise SystemExit(f"unknown backends {sorted(unknown)}; choose from {list(BACKENDS)}")
-    if "torch-bf16" in names and not native_bf16():
-        print("torch-bf16: skipped, this CPU has no native bf16 (AVX512-BF16 / AMX)")
-        names.remove("torch-bf16")
+    for name in [n for n in names if "bf16" in n]:
+        if not native_bf16():
+            print(f"{name}: skipped, this CPU has no native bf16 (AVX512-BF16 / AMX)")
+            names.remove(name)
+    flags = set(open("/proc/cpuinfo").read().split()) if os.path.exists("/proc/cpuinfo") else set()
     split = load_split("xquad-r", args.langs.split(","), args.max_queries)
     passages = split.texts
     queries = [q for x in split.langs for q in split.queries[x]["query"]]
     n = len(passages) + len(queries)
     print(f"{platform.processor() or platform.machine()}, {len(os.sched_getaffinity(0))} cores, torch threads "
-          f"{torch.get_num_threads()}; {len(passages)} passages + {len(queries)} queries ({args.langs}, first "
+          f"{torch.get_num_threads()}; CPU flags: {' '.join(f for f in FLAGS if f in flags) or 'unknown'}; "
+          f"{len(passages)} passages + {len(queries)} queries ({args.langs}, first "
           f"{args.max_queries} questions), batch {args.batch_size}")
 
     encoders = {}

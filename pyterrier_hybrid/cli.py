@@ -13,7 +13,7 @@ from typing import List, Optional
 from .atomic import refuse_existing
 from .model.encoder import DOC_TEXTS, BiEncoder
 from .model.model_dir import TRAINING_CONFIG, resolve_model
-from .model.onnx_backend import BACKENDS
+from .model.compiled import BACKENDS
 from .model.precision import DTYPES
 from .training.samplers import SAMPLINGS
 
@@ -293,9 +293,10 @@ def _encoder_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--dtype", choices=DTYPES, default="auto",
                         help="auto: bf16 where the hardware does it natively, else fp32")
-    parser.add_argument("--backend", choices=BACKENDS, default=BACKENDS[0],
-                        help="torch; onnx (ONNX Runtime on the CPU, fp32, the same vectors) or onnx-int8 (dynamic "
-                             "int8, opt-in); both need pip install pyterrier-hybrid[fast]")
+    parser.add_argument("--backend", choices=[*BACKENDS, "auto"], default=BACKENDS[0],
+                        help="torch; openvino (compiled for the CPU, at --dtype's precision); openvino-int8 (NNCF "
+                             "static int8, opt-in: another model); auto: openvino where installed, else torch. The "
+                             "compiled ones need pip install pyterrier-hybrid[fast]")
     parser.add_argument("--query-max-length", type=int, help="query token limit (default: the model's saved limit)")
     parser.add_argument("--doc-max-length", type=int,
                         help="passage token limit (default: the model's saved limit; our trained models save their "

@@ -3,8 +3,8 @@
 A model of the same dimension but other weights (a merge of the same start, say) would otherwise rank its queries
 against the old model's document vectors without complaint. The identity holds what changes a vector: a hash of
 the weights (the state dict, whatever the file format or path), the pooling, normalisation, prefixes, max
-lengths, the document text mode, the dtype and the backend (torch, onnx, onnx-int8); the model's name is kept for
-messages only.
+lengths, the document text mode, the dtype, the backend (torch, openvino, openvino-int8) and an int8 graph's calibration;
+the model's name is kept for messages only.
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ def encoder_identity(encoder: BiEncoder) -> dict:
         encoder: the :class:`~pyterrier_hybrid.BiEncoder`.
     """
     return {"model": encoder.name, "weights": weights_hash(encoder.model), **dataclasses.asdict(encoder.settings),
-            "doc_text": encoder.doc_text, "dtype": encoder.dtype, "backend": encoder.backend}
+            "doc_text": encoder.doc_text, "dtype": encoder.dtype, "backend": encoder.backend,
+            **({"calibration": encoder.calibration_key} if encoder.calibration_key else {})}
 
 
 def differences(stored: dict, given: dict) -> List[str]:

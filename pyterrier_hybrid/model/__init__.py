@@ -1,4 +1,4 @@
-"""The model: :class:`BiEncoder` and its PyTerrier transformers, its ONNX Runtime backends, dtype choice, model
+"""The model: :class:`BiEncoder` and its PyTerrier transformers, its compiled (OpenVINO) backends, dtype choice, model
 directories (settings, card, provenance) and weight merging.
 
 The bottom stage: it imports nothing from the index, training or evaluation packages.

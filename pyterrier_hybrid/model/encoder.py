@@ -1,9 +1,10 @@
 """BiEncoder: a shared-weight dual encoder over any Hugging Face encoder, as PyTerrier transformers."""
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
-from typing import List, Literal, Optional, Sequence, Union, get_args
+from typing import Dict, List, Literal, Optional, Sequence, Union, get_args
 
 import numpy as np
 import pandas as pd
@@ -14,8 +15,13 @@ from transformers import AutoModel, AutoTokenizer, PreTrainedModel, PreTrainedTo
 
 from ..checks import require_columns, require_texts
 from .model_dir import CARD, resolve_model, resolve_settings
-from .onnx_backend import BACKENDS, OnnxBody, ensure_exported, pool_numpy
+from .compiled import (BACKENDS, CALIBRATION_BATCH, Calibration, CompiledBody, calibration_key, default_calibration, ensure_exported,
+                       have_openvino, pool_numpy)
 from .precision import autocast, resolve_dtype
+
+logger = logging.getLogger("pyterrier_hybrid")
+#: graph nodes the int8 backend leaves in fp32 (chosen by measurement, docs/benchmarks.md)
+INT8_FP32_NODES: Sequence[str] = ()
 
 DocText = Literal["sentence", "sentence+context"]
 Kind = Literal["query", "doc"]
@@ -60,11 +66,14 @@ class BiEncoder:
             bf16 moved mAP by at most 0.0005), ``"float32"``, ``"bfloat16"`` (CPU or CUDA, under autocast) or
             ``"float16"`` (CUDA). The resolved one is in ``.dtype`` and in every protocol report.
         verbose: show a tqdm progress bar while encoding.
-        backend: ``"torch"``; ``"onnx"`` (the same vectors from ONNX Runtime on the CPU, exported once per model,
-            see :mod:`~pyterrier_hybrid.model.onnx_backend`); or ``"onnx-int8"`` (its dynamically quantised
-            variant, opt-in: its quality on the full protocol is not yet measured). The ONNX ones need
-            ``pip install pyterrier-hybrid[fast]``, run in fp32 on the CPU, and encode only (``embed`` is not
-            differentiable there).
+        backend: ``"torch"``; ``"openvino"`` (the model compiled by OpenVINO for the CPU, exported once per model,
+            see :mod:`~pyterrier_hybrid.model.compiled`, at ``dtype``'s precision); ``"openvino-int8"`` (NNCF's
+            static int8 of it, opt-in: it is a different model, see docs/benchmarks.md); or ``"auto"``: OpenVINO
+            where it is installed and the device is the CPU, else torch. The compiled ones need
+            ``pip install pyterrier-hybrid[fast]`` and encode only (``embed`` is not differentiable there). The
+            resolved backend is in ``.backend``, in every report and in every index.
+        calibration: ``openvino-int8`` only: ``{"query": [...], "doc": [...]}``, a few hundred texts in the languages
+            to encode, without prefixes; default: MLQA-R's questions and passages in its 7 languages.
     """
 
     def __init__(
@@ -84,9 +93,12 @@ class BiEncoder:
         dtype: str = "auto",
         verbose: bool = False,
         backend: str = "torch",
+        calibration: Optional[Dict[str, Sequence[str]]] = None,
     ):
-        if backend not in BACKENDS:
-            raise ValueError(f"backend={backend!r} is not supported; use one of {list(BACKENDS)}")
+        if backend not in (*BACKENDS, "auto"):
+            raise ValueError(f"backend={backend!r} is not supported; use one of {[*BACKENDS, 'auto']}")
+        if calibration is not None and backend != "openvino-int8":
+            raise ValueError("calibration= is for backend='openvino-int8' only")
         if isinstance(model, (str, Path)):
             self.name = resolve_model(model)
             tokenizer = tokenizer or AutoTokenizer.from_pretrained(self.name)
@@ -100,23 +112,53 @@ class BiEncoder:
             query_max_length=query_max_length, doc_max_length=doc_max_length)
         if doc_text not in DOC_TEXTS:
             raise ValueError(f"doc_text={doc_text!r} is not supported; use one of {DOC_TEXTS}")
+        if backend == "auto":
+            backend = "openvino" if device in (None, "cpu") and not torch.cuda.is_available() and have_openvino() \
+                else "torch"
         self.backend = backend
-        if backend != "torch":
-            if device not in (None, "cpu") or dtype not in ("auto", "float32"):
-                raise ValueError(f"backend={backend!r} runs in float32 on the CPU; leave device and dtype out, or use "
-                                 "backend='torch' for another device or dtype")
-            device, dtype = "cpu", "float32"  # 'auto' must not pick bf16: the graph is fp32 (or int8 by choice)
-        self.device = torch.device(device or default_device())
+        if backend != "torch" and device not in (None, "cpu"):
+            raise ValueError(f"backend={backend!r} runs on the CPU; leave device out, or use backend='torch' on "
+                             f"{device}")
+        if backend != "torch" and dtype == "float16":
+            raise ValueError(f"backend={backend!r} runs in float32 or bfloat16 (dtype 'auto' picks); float16 needs "
+                             "backend='torch' on CUDA")
+        self.device = torch.device("cpu" if backend != "torch" else device or default_device())
         self.doc_text = doc_text
         self.dtype = resolve_dtype(dtype, self.device)
         self.batch_size = batch_size
         self.verbose = verbose
         self.tokenizer = tokenizer
         self.model = model.to(self.device).eval()  # fp32 weights: reduced precision comes from autocast
-        self.onnx: Optional[OnnxBody] = None
+        self.compiled: Optional[CompiledBody] = None
+        calib = self._calibration(calibration) if backend == "openvino-int8" else None
+        #: the int8 graph's calibration (a hash of its texts and settings), None for the other backends
+        self.calibration_key = calib.key if calib else None
         if backend != "torch":
-            self.onnx = OnnxBody(ensure_exported(self.model, self.name, tokenizer.model_input_names,
-                                                 int8=backend == "onnx-int8"))
+            self.compiled = CompiledBody(ensure_exported(self.model, self.name, tokenizer.model_input_names, calib),
+                                         self.dtype)
+        logger.info("encoder %s: backend %s, dtype %s", self.name, self.backend, self.dtype)
+
+    def _calibration(self, texts: Optional[Dict[str, Sequence[str]]]) -> Calibration:
+        """The int8 calibration: the texts with this encoder's prefixes and limits, tokenised in batches."""
+        texts = texts if texts is not None else default_calibration()
+        unknown = set(texts) - {"query", "doc"}
+        if unknown or not any(texts.values()):
+            raise ValueError(f"calibration= needs {{'query': [...], 'doc': [...]}} with texts; got keys {sorted(texts)}")
+        s = self.settings
+
+        def batches() -> List[Dict[str, np.ndarray]]:
+            found = []
+            for kind, prefix, limit in (("query", s.query_prefix, s.query_max_length),
+                                        ("doc", s.doc_prefix, s.doc_max_length)):
+                items = [prefix + t for t in texts.get(kind, ())]
+                for i in range(0, len(items), CALIBRATION_BATCH):
+                    toks = self.tokenizer(items[i:i + CALIBRATION_BATCH], padding=True, truncation=True,
+                                          max_length=limit, return_tensors="np")
+                    found.append({k: v.astype(np.int64) for k, v in toks.items()})
+            return found
+
+        key = calibration_key({k: [*v] for k, v in texts.items()}, INT8_FP32_NODES, s)
+        return Calibration(key, batches, INT8_FP32_NODES)
 
     @property
     def dim(self) -> int:
@@ -132,8 +174,8 @@ class BiEncoder:
             files = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.iterdir())
                           if p.is_file() and p.name != CARD)  # the card changes with evaluations, not weights
             root = root.resolve()
-        return (str(root), files, self.settings, self.doc_text, self.dtype, self.backend, self.device.type,
-                self.batch_size)
+        return (str(root), files, self.settings, self.doc_text, self.dtype, self.backend, self.calibration_key,
+                self.device.type, self.batch_size)
 
     def embed(self, texts: Sequence[str], kind: Kind, contexts: Optional[Sequence[str]] = None,
               dtype: Optional[str] = None) -> torch.Tensor:
@@ -145,7 +187,7 @@ class BiEncoder:
             kind: ``"query"`` or ``"doc"``: which prefix and max length apply.
             contexts: paragraphs encoded as the second segment of each passage (``doc_text="sentence+context"``).
             dtype: autocast dtype for this call (training and validation choose their own); default ``self.dtype``.
-                Ignored by the ONNX backends.
+                Ignored by the compiled backends.
 
         Returns:
             ``[len(texts), dim]`` float32 vectors.
@@ -155,9 +197,9 @@ class BiEncoder:
         toks = self.tokenizer(
             [prefix + t for t in texts], list(contexts) if contexts is not None else None, padding=True,
             truncation="only_second" if contexts is not None else True, max_length=max_length,
-            return_tensors="pt" if self.onnx is None else "np")
-        if self.onnx is not None:  # no torch op runs here, so torch's thread pool stays asleep beside the session's
-            return torch.from_numpy(pool_numpy(self.onnx(toks), toks["attention_mask"], s.pooling, s.normalize))
+            return_tensors="pt" if self.compiled is None else "np")
+        if self.compiled is not None:  # no torch op runs here, so torch's thread pool stays asleep beside OpenVINO's
+            return torch.from_numpy(pool_numpy(self.compiled(toks), toks["attention_mask"], s.pooling, s.normalize))
         toks = toks.to(self.device)
         with autocast(self.device, dtype or self.dtype):
             hidden = self.model(**toks).last_hidden_state
