@@ -18,6 +18,7 @@ from ..atomic import atomic_write_text
 from ..evaluation.reference import PAPER
 from ..evaluation.report import seen_unseen, seen_unseen_rows
 from .combine_page import combine_section
+from .pool_page import pool_section
 from .runs import REPO, RESULTS, SEEN, UNSEEN, load_run
 from .stats import holm, paired_test
 from .tables import DIGITS, KEYS, TESTS, cell_means, headline, mean_std, signed
@@ -400,6 +401,7 @@ def write_page(folder: Path = RESULTS / "alpha", page: Path = DOCS / "results.md
                              "(Holm over this table):", "", *noise_and_gaps(reverse), "", *paired_tests(reverse)]
                        if reverse else []),
         *combine_section(folder.parent / "combine", figures, by_alpha, zero_shot=ZERO_SHOT),
+        *pool_section(folder.parent / "pool", folder.parent / "combine"),
         *fp32_lines(fp32),
         "## Reproducibility", "", *reproduction_lines(folder), "",
         *hardware_lines({"α study": by_alpha, "budget": budget, "reverse": reverse,
