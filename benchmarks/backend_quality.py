@@ -54,7 +54,8 @@ def main() -> None:
     for path in args.reports:
         report = json.loads(path.read_text())
         deltas, rd, (cell, worst), verdict = compare(report, reference)
-        rows.append(f"| {path.stem} | {report.get('backend')}, {report.get('dtype')} | "
+        name = path.parent.name if path.name == "report.json" else path.stem
+        rows.append(f"| {name} | {report.get('backend')}, {report.get('dtype')} | "
                     + " | ".join(f"{report['mAP'][k]:.4f} ({deltas[k]:+.4f})" for k, _ in KEYS)
                     + f" | {report['rank_distance']['macro']:.1f} ({100 * rd:+.1f}%) | {cell} {worst:+.4f} | {verdict} |")
     print(f"reference: {args.reference.relative_to(REPO) if args.reference.is_relative_to(REPO) else args.reference} "

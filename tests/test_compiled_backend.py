@@ -263,3 +263,17 @@ def test_openvino_equals_torch_fp32_on_the_real_model(me5_dir):
     assert len(SENTENCES) >= 50
     assert min_cosine(torch_enc.encode_queries(SENTENCES), ov_enc.encode_queries(SENTENCES)) > 1 - 1e-4
     assert min_cosine(torch_enc.encode_docs(SENTENCES), ov_enc.encode_docs(SENTENCES)) > 1 - 1e-4
+
+
+def test_a_failed_export_names_the_versions_and_the_way_out(tmp_path, monkeypatch):
+    """Some transformers releases build attention masks the tracer cannot follow: one clear error, no half files."""
+    path = make_tiny_model(tmp_path / "m", seed=4)
+
+    def broken(*args, **kwargs):
+        raise IndexError("tuple index out of range")
+
+    monkeypatch.setattr(torch.onnx, "export", broken)
+    with pytest.raises(RuntimeError, match=r"exporting the model to ONNX failed under transformers .* \(IndexError: "
+                                           r"tuple index out of range\); .* or use backend='torch'"):
+        ph.BiEncoder(path, backend="openvino")
+    assert [p.name for p in (path / "compiled").iterdir()] == []  # nothing left behind

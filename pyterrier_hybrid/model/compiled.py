@@ -44,6 +44,7 @@ BACKENDS = ("torch", "openvino", "openvino-int8")
 #: bumped when the export (opset, inputs, quantisation settings) changes, so old caches are not reused
 EXPORT_VERSION = "2"
 OPSET = 17
+TESTED_TRANSFORMERS = "5.25.0"
 FP32_FILE = "model.onnx"
 INSTALL = "pip install pyterrier-hybrid[fast]"
 #: OpenVINO's names of the inference precisions, by our dtype names
@@ -104,12 +105,12 @@ def default_calibration() -> Dict[str, List[str]]:
     return found
 
 
-def calibration_key(texts: Dict[str, Sequence[str]], ignored: Sequence[str], settings: object) -> str:
+def calibration_key(texts: Dict[str, Sequence[str]], fp32: Sequence[str], settings: object) -> str:
     """A sha1 of the calibration texts, the encoder settings they are tokenised with (prefixes, limits), the nodes
     left in fp32 and NNCF's version: the int8 graph's cache name."""
     import nncf
 
-    h = hashlib.sha1(f"{nncf.__version__};{sorted(ignored)};{settings}".encode())
+    h = hashlib.sha1(f"{nncf.__version__};{sorted(fp32)};{settings}".encode())
     for kind in ("query", "doc"):
         for t in texts.get(kind, ()):
             h.update(f"{kind}\0{t}\0".encode())
@@ -123,11 +124,11 @@ class Calibration:
     Args:
         key: its cache name (:func:`calibration_key`).
         batches: returns the tokenised calibration batches; called only when the int8 graph is not cached yet.
-        ignored: graph nodes left in fp32.
+        fp32: regular expressions of graph node names left in fp32 (NNCF's ignored scope).
     """
     key: str
     batches: Callable[[], List[Dict[str, np.ndarray]]]
-    ignored: Sequence[str] = ()
+    fp32: Sequence[str] = ()
 
 
 class _Body(torch.nn.Module):
@@ -149,19 +150,27 @@ def _export(model: PreTrainedModel, input_names: Sequence[str], path: Path) -> N
     dummy = {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}
     axes = {name: {0: "batch", 1: "tokens"} for name in [*input_names, "hidden"]}
     # the tracer's warnings are about branches on shapes that an encoder takes the same way for every batch
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(_Body(model.float().cpu().eval(), input_names), tuple(dummy[n] for n in input_names),
-                          str(path), input_names=list(input_names), output_names=["hidden"], dynamic_axes=axes,
-                          opset_version=OPSET, dynamo=False)  # the dynamo exporter needs onnxscript
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(_Body(model.float().cpu().eval(), input_names), tuple(dummy[n] for n in input_names),
+                              str(path), input_names=list(input_names), output_names=["hidden"], dynamic_axes=axes,
+                              opset_version=OPSET, dynamo=False)  # the dynamo exporter needs onnxscript
+    except Exception as e:
+        import transformers
+
+        raise RuntimeError(f"exporting the model to ONNX failed under transformers {transformers.__version__} and "
+                           f"torch {torch.__version__} ({type(e).__name__}: {e}); the export is tested with "
+                           f"transformers {TESTED_TRANSFORMERS} (some 5.x releases build attention masks the tracer "
+                           "cannot follow): install that, or use backend='torch'") from e
 
 
-def _quantize(fp32: Path, out: Path, batches: List[Dict[str, np.ndarray]], ignored: Sequence[str]) -> None:
+def _quantize(fp32: Path, out: Path, batches: List[Dict[str, np.ndarray]], keep: Sequence[str]) -> None:
     import nncf
     import openvino as ov
 
     model = ov.Core().read_model(str(fp32))
-    scope = nncf.IgnoredScope(names=list(ignored), validate=False) if ignored else None
+    scope = nncf.IgnoredScope(patterns=list(keep), validate=False) if keep else None
     quantized = nncf.quantize(model, nncf.Dataset(batches), model_type=nncf.ModelType.TRANSFORMER,
                               subset_size=len(batches), ignored_scope=scope)
     ov.save_model(quantized, str(out), compress_to_fp16=False)
@@ -202,7 +211,7 @@ def ensure_exported(model: PreTrainedModel, model_name: str, input_names: Sequen
             _export(model, input_names, fp32)
         if calibration:
             logger.info("quantising %s to int8 (NNCF, calibration %s)", model_name, calibration.key)
-            _quantize(fp32, work / path.name, calibration.batches(), calibration.ignored)
+            _quantize(fp32, work / path.name, calibration.batches(), calibration.fp32)
         _publish(work, target)
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -20,8 +20,9 @@ from .compiled import (BACKENDS, CALIBRATION_BATCH, Calibration, CompiledBody, c
 from .precision import autocast, resolve_dtype
 
 logger = logging.getLogger("pyterrier_hybrid")
-#: graph nodes the int8 backend leaves in fp32 (chosen by measurement, docs/benchmarks.md)
-INT8_FP32_NODES: Sequence[str] = ()
+#: graph nodes (regular expressions) the int8 backend leaves in fp32: each layer's feed-forward output projection,
+#: whose input (the GELU output) has the widest range; chosen by measurement (docs/benchmarks.md)
+INT8_FP32_NODES: Sequence[str] = (r".*/layer\.\d+/output/dense/MatMul",)
 
 DocText = Literal["sentence", "sentence+context"]
 Kind = Literal["query", "doc"]
