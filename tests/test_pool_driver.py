@@ -1,6 +1,5 @@
 """pyterrier_hybrid.studies.pool: the selection rule, the recipes' flags and models built on demand."""
 import json
-from pathlib import Path
 
 import pytest
 

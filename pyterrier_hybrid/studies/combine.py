@@ -40,7 +40,7 @@ from ..model.model_dir import TRAINING_CONFIG
 from ..training.checkpoint import state_path
 from .alpha_sweep import RECIPE_FLAGS, study
 from .runs import (REPO, RESULTS, Recipe, Run, check_precision, cli, git_commit, load_run, max_difference, same_run,
-                   train_args, use_shared_data)
+                   train_args, use_shared_data, write_json)
 
 OUT = RESULTS / "combine"
 QUERY_LENGTH, DOC_LENGTH = 64, 512   # the start's limits: the stated evaluation length
@@ -145,10 +145,8 @@ class Study:
         selected = max(scores, key=scores.get)
         choice = {"rule": RULE, "selected": selected, "scores": dict(sorted(scores.items(), key=lambda kv: -kv[1])),
                   "xquad_r_seen": False}
-        atomic_write_text(path, json.dumps(choice, indent=2) + "\n")
-        if self.commit:
-            git_commit(path, f"{path.relative_to(REPO)}: the pipeline chosen on MLQA-R validation ids, "
-                             "before any merged or language-neutral pipeline is evaluated on XQuAD-R")
+        write_json(path, choice, self.commit, "the pipeline chosen on MLQA-R validation ids, before any merged or "
+                                              "language-neutral pipeline is evaluated on XQuAD-R")
         return choice
 
     def check_retrain(self, strategy: str, seed: int) -> dict:
@@ -169,9 +167,7 @@ class Study:
                                                        skip=("name", "timing", "seconds", "max_length")),
                  "doc_max_length": TRAINING_LENGTH}
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, json.dumps(check, indent=2) + "\n")
-        if self.commit:
-            git_commit(path, f"{path.relative_to(REPO)}: retrained run checked against the α study")
+        write_json(path, check, self.commit, "retrained run checked against the α study")
         return check
 
     def run_seed(self, seed: int) -> None:

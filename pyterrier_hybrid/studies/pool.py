@@ -37,12 +37,11 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..atomic import atomic_write_text
 from ..model.model_dir import CARD, TRAINING_CONFIG
 from ..training.checkpoint import state_path
 from .alpha_sweep import RECIPE_FLAGS, study
 from .combine import OUT as COMBINE, evaluate_pipelines
-from .runs import REPO, RESULTS, Recipe, Run, cli, git_commit, train_args, use_shared_data
+from .runs import REPO, RESULTS, Recipe, Run, cli, git_commit, train_args, use_shared_data, write_json
 
 OUT = RESULTS / "pool"
 LAMBDA = 0.75                      # the trained model's share in the merge with the start
@@ -210,10 +209,8 @@ class PoolStudy:
                   "scores": {p: {"score": s, "eligible": e, **headline(validation[p])}
                              for p, (s, e) in sorted(scores.items(), key=lambda kv: -kv[1][0])},
                   "xquad_r_seen": False}
-        atomic_write_text(path, json.dumps(choice, indent=2) + "\n")
-        if self.commit:
-            git_commit(path, f"{path.relative_to(REPO)}: pipelines chosen on MLQA-R validation ids, before any new "
-                             "pipeline meets XQuAD-R")
+        write_json(path, choice, self.commit, "pipelines chosen on MLQA-R validation ids, before any new pipeline "
+                                              "meets XQuAD-R")
         return choice
 
     def forward(self) -> None:

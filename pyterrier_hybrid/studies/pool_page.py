@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List
 
 import numpy as np
 
 from ..evaluation.reference import PAPER
 from .combine_page import load_pipelines, seed_mean
-from .pool import BASELINE, BASELINE_MODEL, RULE, WHY, base_name, score
+from .pool import BASELINE_MODEL, RULE, WHY, base_name, score
 from .stats import holm, paired_test
 from .tables import KEYS, TESTS, cell_means, headline, mean_std, signed
 
@@ -159,7 +159,7 @@ def pool_section(folder: Path, combine: Path) -> List[str]:
              f"Why it is a fair proxy: {WHY}", "", *proxy_lines(combine), "",
              "### Screening on MLQA-R validation ids (seed 0)", "", *screening_lines(folder, combine), ""]
     if selection:
-        lines += [f"Selected (`docs/results/pool/selection.json`): "
+        lines += ["Selected (`docs/results/pool/selection.json`): "
                   + (", ".join(f"{label(p.split('+')[0])}, {REMOVAL.get(p.split('+')[1])}" for p in selection["selected"])
                      or "none: no pipeline was eligible") + ".", ""]
     lines += ["### Cost", "", "Passages encoded per step (positives, MLQA-R's hard negatives, translations) and "

@@ -216,6 +216,20 @@ def git_commit(path: Path, message: str, tries: int = 30) -> None:
     raise SystemExit(f"git commit of {path} failed ({done.stderr.strip()}); commit it by hand")
 
 
+def write_json(path: Path, value: dict, commit: bool, message: str) -> None:
+    """Write ``value`` to ``path`` atomically, and commit it alone when ``commit`` (a study's choices and checks).
+
+    Args:
+        path: the JSON file.
+        value: what it holds.
+        commit: git-commit it once written.
+        message: the commit message, after the file's path.
+    """
+    atomic_write_text(path, json.dumps(value, indent=2) + "\n")
+    if commit:
+        git_commit(path, f"{path.relative_to(REPO)}: {message}")
+
+
 def max_difference(a, b, skip: Sequence[str] = ("name", "timing", "seconds", "passages")) -> float:
     """The largest absolute difference between the numbers of two JSON values of one shape; inf if shapes differ.
 
