@@ -87,7 +87,7 @@ def test_equal_passage_steps(tmp_path, monkeypatch):
     """A recipe that encodes 3× hybrid's passages per step gets a third of the steps."""
     monkeypatch.setattr(pool, "OUT", tmp_path)
     monkeypatch.setattr(pool, "hybrid_passages_per_step", lambda settings: 60.0)
-    folder = tmp_path / "runs" / "multi-k3-seed0"
+    folder = tmp_path / "trained" / "multi-k3-seed0"
     folder.mkdir(parents=True)
     (folder / "train_log.jsonl").write_text("".join(json.dumps({"step": i, "loss": 1.0, "passages": 180}) + "\n"
                                                     for i in range(1, 4)) + json.dumps({"step": 3, "val_loss": 1}) + "\n")
@@ -126,7 +126,7 @@ def test_the_page_section_screens_costs_and_judges(tmp_path):
     write(combine / "validation" / "merge-hybrid0.75-start-seed0" / "none.json", protocol_report(0.6, 0.5, 0.4, 500.0))
     write(folder / "validation" / "hybrid-align0.5-seed0" / "none.json", protocol_report(0.6, 0.5, 0.4, 400.0))
     write(folder / "validation" / "hybrid-align0.5-merged-seed0" / "lir.json", protocol_report(0.58, 0.5, 0.4, 300.0))
-    run = folder / "runs" / "hybrid-align0.5-seed0"
+    run = folder / "trained" / "hybrid-align0.5-seed0"
     run.mkdir(parents=True)
     (run / "train_log.jsonl").write_text("".join(json.dumps({"step": i, "loss": 1.0, "passages": 90 + i, "seconds": 6.0})
                                                  + "\n" for i in (1, 2, 3)))
@@ -152,3 +152,17 @@ def test_the_page_section_screens_costs_and_judges(tmp_path):
 def write(path, value):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(value))
+
+
+def test_every_artifact_folder_can_be_committed():
+    """The study commits its folders one by one; one that .gitignore matches (as ``runs/`` is) would never land."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (runs.REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    for sub in ("trained/hybrid-align0.5-seed0/train_log.jsonl", "validation/x-seed0/none.json", "selection.json",
+                "xquad-r/x-seed0/none.json", "reverse/mlqa-r/x-seed0/none.json"):
+        path = pool.OUT / sub
+        ignored = subprocess.run(["git", "-C", str(runs.REPO), "check-ignore", "-q", str(path)]).returncode == 0
+        assert not ignored, f"{path} is ignored by git"

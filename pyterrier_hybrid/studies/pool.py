@@ -150,10 +150,10 @@ class PoolStudy:
         return self.work / "models" / name
 
     def train(self, recipe: str, seed: int) -> Path:
-        """Train one recipe and seed (resuming a killed run) and keep its small artifacts in ``runs/<name>``."""
+        """Train one recipe and seed (resuming a killed run) and keep its small artifacts in ``trained/<name>``."""
         settings, run = self.run(recipe, seed)
         out = self.path(run.name)
-        kept = self.out / "runs" / run.name
+        kept = self.out / "trained" / run.name  # not "runs": .gitignore ignores every runs/
         if not (out / TRAINING_CONFIG).is_file():
             cli(*train_args(settings, run, out), *(["--resume"] if state_path(out).is_file() else []))
         if not (kept / TRAINING_CONFIG).is_file():
@@ -291,7 +291,7 @@ def equal_passage_points() -> List[str]:
 
 def equal_passage_steps(recipe: str, settings: Recipe) -> int:
     """Steps at which ``recipe`` (seed 0, as committed) encodes as many passages as hybrid in ``settings.steps``."""
-    log = [json.loads(line) for line in (OUT / "runs" / f"{recipe}-seed0" / "train_log.jsonl").read_text().splitlines()]
+    log = [json.loads(line) for line in (OUT / "trained" / f"{recipe}-seed0" / "train_log.jsonl").read_text().splitlines()]
     return max(1, round(settings.steps * hybrid_passages_per_step(settings) / passages_per_step(log)))
 
 

@@ -1,7 +1,7 @@
 """The pool study's section of docs/results.md, from the artifacts of :mod:`~pyterrier_hybrid.studies.pool`.
 
 Reads ``docs/results/pool/``: ``validation/<model>/<removal>.json`` (the screening, seed 0, MLQA-R validation ids),
-``selection.json`` (committed before any new pipeline met XQuAD-R), ``runs/<run>/`` (training logs and configs:
+``selection.json`` (committed before any new pipeline met XQuAD-R), ``trained/<run>/`` (training logs and configs:
 cost), ``xquad-r/<model>/<removal>.json`` and ``reverse/mlqa-r/``; the baseline's reports come from the merging
 study (``docs/results/combine/``).
 """
@@ -60,7 +60,7 @@ def screening_lines(folder: Path, combine: Path) -> List[str]:
 
 def cost_lines(folder: Path) -> List[str]:
     """Per trained run: steps, passages and seconds per step, and where it ran."""
-    runs = sorted(p for p in (folder / "runs").glob("*") if (p / "training_config.json").is_file())
+    runs = sorted(p for p in (folder / "trained").glob("*") if (p / "training_config.json").is_file())
     if not runs:
         return []
     lines = ["| run | steps | passages per step | seconds per step | training minutes | host |", "|---|---|---|---|---|---|"]
@@ -146,7 +146,7 @@ def proxy_lines(combine: Path) -> List[str]:
 
 def pool_section(folder: Path, combine: Path) -> List[str]:
     """The section's lines; empty when the study has no artifacts yet."""
-    if not (folder / "validation").is_dir() and not (folder / "runs").is_dir():
+    if not (folder / "validation").is_dir() and not (folder / "trained").is_dir():
         return []
     selection_path = folder / "selection.json"
     selection = json.loads(selection_path.read_text()) if selection_path.is_file() else {}
