@@ -42,6 +42,7 @@ from ..training.checkpoint import state_path
 from .alpha_sweep import RECIPE_FLAGS, study
 from .combine import OUT as COMBINE, evaluate_pipelines
 from .runs import REPO, RESULTS, Recipe, Run, cli, git_commit, train_args, use_shared_data, write_json
+from .tables import KEYS, headline
 
 OUT = RESULTS / "pool"
 LAMBDA = 0.75                      # the trained model's share in the merge with the start
@@ -60,7 +61,6 @@ SCREEN: Dict[str, Tuple[str, Tuple[str, ...]]] = {
 #: today's selected pipeline (the merging study's: hybrid α = 0.5 ⊕ start at λ = 0.75, as encoded), and its model
 BASELINE, BASELINE_MODEL = "merge-hybrid0.75-start+none", "merge-hybrid0.75-start"
 FLOOR = 0.005
-MEASURES = (("mono", "Mo."), ("cross", "Cr."), ("multi", "Mul."))
 RULE = (f"score = mean of four relative changes against today's selected pipeline ({BASELINE}) on MLQA-R's held-out "
         "validation ids (--holdout 0.1), seed 0: Mo., Cr. and Mul. mAP (x / baseline - 1) and rank distance "
         "(baseline / x - 1, so a smaller distance counts as a gain). A pipeline is eligible when its score is above 0 "
@@ -89,10 +89,10 @@ def score(report: Dict[str, dict], base: Dict[str, dict]) -> Tuple[float, bool]:
         report: the pipeline's validation report.
         base: the baseline's validation report.
     """
-    changes = [report["mAP"][k] / base["mAP"][k] - 1 for k, _ in MEASURES]
+    changes = [report["mAP"][k] / base["mAP"][k] - 1 for k, _ in KEYS]
     changes.append(base["rank_distance"]["macro"] / report["rank_distance"]["macro"] - 1)
     value = float(np.mean(changes))
-    floor_kept = all(report["mAP"][k] >= base["mAP"][k] - FLOOR for k, _ in MEASURES)
+    floor_kept = all(report["mAP"][k] >= base["mAP"][k] - FLOOR for k, _ in KEYS)
     return value, bool(value > 0 and floor_kept)
 
 
@@ -204,9 +204,9 @@ class PoolStudy:
             validation.update(self.pipelines(recipe, 0, "mlqa-r", Recipe.val_fraction, OUT / "validation"))
         scores = {p: score(r, base) for p, r in validation.items()}
         chosen = select(scores)
-        choice = {"rule": RULE, "why": WHY, "baseline": {"pipeline": BASELINE, **headline(base)},
+        choice = {"rule": RULE, "why": WHY, "baseline": {"pipeline": BASELINE, **headline({"report": base})},
                   "selected": chosen, "beta_of_both": best_beta(),
-                  "scores": {p: {"score": s, "eligible": e, **headline(validation[p])}
+                  "scores": {p: {"score": s, "eligible": e, **headline({"report": validation[p]})}
                              for p, (s, e) in sorted(scores.items(), key=lambda kv: -kv[1][0])},
                   "xquad_r_seen": False}
         write_json(path, choice, self.commit, "pipelines chosen on MLQA-R validation ids, before any new pipeline "
@@ -236,11 +236,6 @@ class PoolStudy:
                              "forward direction's screening first (it writes docs/results/pool/selection.json)")
         for recipe in dict.fromkeys(base_name(p.split("+")[0]) for p in json.loads(selection.read_text())["selected"]):
             self.pipelines(recipe, 0, self.test, None, self.out / self.test)
-
-
-def headline(report: dict) -> Dict[str, float]:
-    """Mo., Cr., Mul. and rank distance of a report."""
-    return {**{k: report["mAP"][k] for k, _ in MEASURES}, "rank_distance": report["rank_distance"]["macro"]}
 
 
 def validation_scores() -> Dict[str, float]:
