@@ -63,16 +63,18 @@ def cost_lines(folder: Path) -> List[str]:
     runs = sorted(p for p in (folder / "trained").glob("*") if (p / "training_config.json").is_file())
     if not runs:
         return []
-    lines = ["| run | steps | passages per step | seconds per step | training minutes | host |", "|---|---|---|---|---|---|"]
+    lines = ["| run | steps | passages per step | seconds per step (median) | training minutes (steps × median) | host |",
+             "|---|---|---|---|---|---|"]
     for run in runs:
         log = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
         steps = [r for r in log if "loss" in r]
         config = json.loads((run / "training_config.json").read_text())
         hosts = sorted({f"{s['device']}, bf16 {'native' if s['native_bf16'] else 'emulated'}"
                         for s in config.get("sittings", [])})
-        seconds = [r["seconds"] for r in steps]
+        # the median: a step that straddles a pause (a benchmark stopping the study for a quiet host) is not cost
+        step_s = float(np.median([r["seconds"] for r in steps]))
         lines.append(f"| {run.name} | {len(steps)} | {np.mean([r['passages'] for r in steps]):.1f} | "
-                     f"{np.mean(seconds):.2f} | {sum(seconds) / 60:.1f} | {', '.join(hosts) or '?'} |")
+                     f"{step_s:.2f} | {len(steps) * step_s / 60:.1f} | {', '.join(hosts) or '?'} |")
     return lines
 
 
