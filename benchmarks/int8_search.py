@@ -33,8 +33,6 @@ import time
 from pathlib import Path
 from typing import Dict, List, Set
 
-import numpy as np
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 from backend_quality import LANG_BOUND, MAP_BOUND, RD_BOUND, compare  # noqa: E402
@@ -43,7 +41,7 @@ from pyterrier_hybrid import BiEncoder  # noqa: E402
 from pyterrier_hybrid.atomic import atomic_write_text  # noqa: E402
 from pyterrier_hybrid.evaluation.protocol import run_protocol  # noqa: E402
 from pyterrier_hybrid.evaluation.splits import load_split  # noqa: E402
-from pyterrier_hybrid.model.compiled import CALIBRATION_BATCH  # noqa: E402
+from pyterrier_hybrid.model.compiled import default_calibration  # noqa: E402
 
 HOLDOUT = 0.1
 
@@ -56,20 +54,12 @@ def bound_fraction(report: dict, reference: dict) -> Dict[str, float]:
     return found
 
 
-def validation_batches(encoder: BiEncoder) -> List[Dict[str, np.ndarray]]:
-    """The validation ids' queries and their answer sentences, tokenised as the encoder does: NNCF's ranking data."""
+def validation_texts() -> Dict[str, List[str]]:
+    """The validation ids' queries and their answer sentences: NNCF's ranking data."""
     split = load_split("mlqa-r", holdout=HOLDOUT)
-    s = encoder.settings
-    queries = [s.query_prefix + t for q in split.queries.values() for t in q["query"]]
     held = {i for q in split.queries.values() for i in q["parallel_id"]}  # every candidate stays; only these answer
-    docs = [s.doc_prefix + split.texts[i] for a in split.answers.values() for pid, i in a.items() if pid in held]
-    batches = []
-    for items, limit in ((queries, s.query_max_length), (docs, s.doc_max_length)):
-        for i in range(0, len(items), CALIBRATION_BATCH):
-            toks = encoder.tokenizer(items[i:i + CALIBRATION_BATCH], padding=True, truncation=True,
-                                     max_length=limit, return_tensors="np")
-            batches.append({k: v.astype(np.int64) for k, v in toks.items()})
-    return batches
+    return {"query": [t for q in split.queries.values() for t in q["query"]],
+            "doc": [split.texts[i] for a in split.answers.values() for pid, i in a.items() if pid in held]}
 
 
 def int8_matmuls(model) -> Set[str]:
@@ -101,8 +91,8 @@ def main() -> None:
     start = time.perf_counter()
     encoder = BiEncoder(args.model, backend="openvino", dtype="float32", verbose=False)
     reference = run_protocol(encoder, "mlqa-r", holdout=HOLDOUT, verbose=False)
-    calibration = encoder._calibration(None).batches()
-    items = validation_batches(encoder)
+    calibration = encoder.token_batches(default_calibration())
+    items = encoder.token_batches(validation_texts())
     calls: List[dict] = []
 
     def validate(compiled, data) -> tuple:
@@ -122,19 +112,20 @@ def main() -> None:
     model = ov.Core().read_model(str(encoder.compiled.path))
     restorer = nncf.AdvancedAccuracyRestorerParameters(num_ranking_workers=1)
     common = dict(model_type=nncf.ModelType.TRANSFORMER, subset_size=len(calibration))
-    no_smooth_quant = None if args.smooth_quant else nncf.AdvancedQuantizationParameters(
+    advanced = None if args.smooth_quant else nncf.AdvancedQuantizationParameters(
         smooth_quant_alphas=nncf.AdvancedSmoothQuantParameters(matmul=-1, convolution=-1))
     quantized = nncf.quantize_with_accuracy_control(
         model, nncf.Dataset(calibration), nncf.Dataset(items), validate, max_drop=args.max_drop,
         drop_type=nncf.DropType.ABSOLUTE, advanced_accuracy_restorer_parameters=restorer,
-        advanced_quantization_parameters=no_smooth_quant, **common)
+        advanced_quantization_parameters=advanced, **common)
     plain = nncf.quantize(ov.Core().read_model(str(encoder.compiled.path)), nncf.Dataset(calibration),
-                          advanced_parameters=no_smooth_quant, **common)
+                          advanced_parameters=advanced, **common)
     kept = sorted(int8_matmuls(plain) - int8_matmuls(quantized))
     result = {"model": args.model, "validation": f"mlqa-r holdout {HOLDOUT}", "max_drop": args.max_drop,
               "reference": {"mAP": reference["mAP"], "rank_distance": reference["rank_distance"]["macro"]},
-              "smooth_quant": args.smooth_quant, "fp32_matmuls": kept, "validations": calls, "seconds": round(time.perf_counter() - start, 1),
-              "threads": len(os.sched_getaffinity(0)), "nncf": nncf.__version__, "openvino": ov.__version__}
+              "smooth_quant": args.smooth_quant, "fp32_matmuls": kept, "validations": calls,
+              "seconds": round(time.perf_counter() - start, 1), "threads": len(os.sched_getaffinity(0)),
+              "nncf": nncf.__version__, "openvino": ov.__version__}
     atomic_write_text(args.out, json.dumps(result, indent=1) + "\n")
     print(f"{len(kept)} MatMuls kept in fp32: {kept}\nwrote {args.out}")
 

@@ -147,20 +147,25 @@ class BiEncoder:
         if unknown or not any(texts.values()):
             raise ValueError(f"calibration= needs {{'query': [...], 'doc': [...]}} with texts; got keys {sorted(texts)}")
         s = self.settings
-
-        def batches() -> List[Dict[str, np.ndarray]]:
-            found = []
-            for kind, prefix, limit in (("query", s.query_prefix, s.query_max_length),
-                                        ("doc", s.doc_prefix, s.doc_max_length)):
-                items = [prefix + t for t in texts.get(kind, ())]
-                for i in range(0, len(items), CALIBRATION_BATCH):
-                    toks = self.tokenizer(items[i:i + CALIBRATION_BATCH], padding=True, truncation=True,
-                                          max_length=limit, return_tensors="np")
-                    found.append({k: v.astype(np.int64) for k, v in toks.items()})
-            return found
-
         key = calibration_key({k: [*v] for k, v in texts.items()}, INT8_FP32_NODES, s)
-        return Calibration(key, batches, INT8_FP32_NODES)
+        return Calibration(key, lambda: self.token_batches(texts), INT8_FP32_NODES)
+
+    def token_batches(self, texts: Dict[str, Sequence[str]]) -> List[Dict[str, np.ndarray]]:
+        """Texts as the compiled graph takes them: with this encoder's prefixes and limits, tokenised (numpy int64)
+        in batches of :data:`CALIBRATION_BATCH`, queries first; what int8 calibration and its checks feed NNCF.
+
+        Args:
+            texts: ``{"query": [...], "doc": [...]}``; either may be missing.
+        """
+        s, found = self.settings, []
+        for kind, prefix, limit in (("query", s.query_prefix, s.query_max_length),
+                                    ("doc", s.doc_prefix, s.doc_max_length)):
+            items = [prefix + t for t in texts.get(kind, ())]
+            for i in range(0, len(items), CALIBRATION_BATCH):
+                toks = self.tokenizer(items[i:i + CALIBRATION_BATCH], padding=True, truncation=True, max_length=limit,
+                                      return_tensors="np")
+                found.append({k: v.astype(np.int64) for k, v in toks.items()})
+        return found
 
     @property
     def dim(self) -> int:
