@@ -454,7 +454,8 @@ def main(argv: Optional[List[str]] = None) -> dict:
 
     host = machine(threads)
     caps = f" capped by {host['isa_caps']}" if host["isa_caps"] else ""
-    print(f"\n{DATASET} {','.join(args.langs)}, {f"first {args.max_queries}" if args.max_queries else "all"} questions, all Mo./Cr./Mul. settings: "
+    scope = f"first {args.max_queries}" if args.max_queries else "all"
+    print(f"\n{DATASET} {','.join(args.langs)}, {scope} questions, all Mo./Cr./Mul. settings: "
           f"{n_passages} passages + {n_queries} queries = {n_passages + n_queries} texts per system; "
           f"{threads} threads; batch {BATCH_SIZE}; best of {args.repeats} runs; {host['cpu']}, flags "
           f"{' '.join(host['flags'])}{caps}\n")
