@@ -271,7 +271,8 @@ def budget_lines(budget: Dict[float, List[dict]], base: Dict[float, List[dict]])
                 signed(beyond_pure(runs, alpha, key, better), DIGITS[key]) for key, _, _, better in TESTS) + " |")
     if not position:
         return rows + ["", "Where hybrid sits against the pure strategies needs α = 0, a mixed α and α = 1 at both budgets."]
-    return rows + ["", "Each mixed α minus the better pure strategy (> 0: better than both; for rank distance, lower):", "",
+    return rows + ["", "Each mixed α minus the better pure strategy, signed so that > 0 is better than both on every "
+                   "measure (for rank distance: the better pure strategy's distance minus the mixed α's):", "",
                    f"| α | budget | {head} |", "|---" * (len(TESTS) + 2) + "|", *position, "",
                    f"Paired tests at {steps['budget']} steps (kept models), as above, with Holm's adjustment over this "
                    "table. They pair settings (seeds averaged), so they say nothing about seed noise:", "",
@@ -372,7 +373,8 @@ def write_page(folder: Path = RESULTS / "alpha", page: Path = DOCS / "results.md
         "## Seed noise against the gaps between α", "",
         "Seed std is the square root of the mean over α of the sample variance over seeds. Each mixed α's column is "
         "its mean minus the better of the two pure strategies on that measure, signed so that a positive number is "
-        "better than both (for rank distance, lower).", "", *noise_and_gaps(by_alpha), "",
+        "better than both (for rank distance: the better pure strategy's distance minus the mixed α's).", "",
+        *noise_and_gaps(by_alpha), "",
         "## Paired tests", "",
         "Wilcoxon signed-rank (scipy, two-sided), each mixed α against X-Y (α = 0) and X-X-mono (α = 1). Seeds are "
         "averaged per setting first, then the settings are paired; `better / worse` counts the settings where the "
