@@ -1,6 +1,7 @@
 """pyterrier_hybrid.studies.pool: the selection rule, the recipes' flags and models built on demand."""
 import json
 
+import numpy as np
 import pytest
 
 from pyterrier_hybrid.studies import pool, runs
@@ -166,3 +167,45 @@ def test_every_artifact_folder_can_be_committed():
         path = pool.OUT / sub
         ignored = subprocess.run(["git", "-C", str(runs.REPO), "check-ignore", "-q", str(path)]).returncode == 0
         assert not ignored, f"{path} is ignored by git"
+
+
+def language_report(mono, mul, rd):
+    """A report over de, en, hi (trained on) and th, el (never): per-language Mo. cells, Mul. pools and rank
+    distances from the dicts, every Cr. cell 0.5."""
+    langs = list(mono)
+    return {"langs": langs, "mAP": {"mono": float(np.mean(list(mono.values()))), "cross": 0.5,
+                                    "multi": float(np.mean(list(mul.values())))},
+            "matrix": {x: {y: mono[x] if x == y else 0.5 for y in langs} for x in langs},
+            "multi_by_lang": mul, "rank_distance": {"macro": float(np.mean(list(rd.values()))), **rd}}
+
+
+def test_the_page_section_splits_languages_draws_the_front_and_reports_the_reverse_direction(tmp_path):
+    from pyterrier_hybrid.studies.pool_page import pool_section
+
+    combine, folder, figures = tmp_path / "combine", tmp_path / "pool", tmp_path / "img"
+    figures.mkdir()
+    langs = ["de", "en", "hi", "th", "el"]
+    flat = language_report(dict.fromkeys(langs, 0.7), dict.fromkeys(langs, 0.5), dict.fromkeys(langs, 300.0))
+    for model in ("merge-hybrid0.75-start-seed0", "xx-seed0", "hybrid-seed0", "xy-seed0"):
+        for removal in ("none", "lir"):
+            write(combine / "xquad-r" / model / f"{removal}.json", flat)
+    write(combine / "reverse" / "mlqa-r" / "merge-hybrid0.75-start-seed0" / "none.json", flat)
+    write(folder / "selection.json", {"selected": ["hybrid-align1-merged+none"]})
+    mono = {"de": 0.9, "en": 0.8, "hi": 0.7, "th": 0.6, "el": 0.4}
+    mul = {"de": 0.6, "en": 0.6, "hi": 0.3, "th": 0.2, "el": 0.1}
+    rd = {"de": 100.0, "en": 200.0, "hi": 300.0, "th": 400.0, "el": 500.0}
+    for seed in (0, 1):
+        write(folder / "xquad-r" / f"hybrid-align1-merged-seed{seed}" / "none.json", language_report(mono, mul, rd))
+    write(folder / "reverse" / "mlqa-r" / "hybrid-align1-seed0" / "none.json", language_report(mono, mul, rd))
+    text = "\n".join(pool_section(folder, combine, figures))
+    sel = "hybrid + 1 × alignment ⊕ start, λ = 0.75, as encoded"
+    # seen: de, en, hi; Cr. cells among them 0.5; unseen: every setting with th or el
+    assert f"| {sel} | seen | 0.800 | 0.500 | 0.500 | 200.0 |" in text
+    assert f"| {sel} | unseen | 0.500 | 0.500 | 0.150 | 450.0 |" in text
+    assert "| hybrid α = 0.5 ⊕ start, λ = 0.75 (today's selected), LIR | unseen | 0.700 |" in text
+    # lower-resource: hi, th, el
+    assert f"| {sel} | 0.300 | 0.200 | 0.100 | 0.200 | 300.0 | 400.0 | 500.0 | 400.0 |" in text
+    assert (figures / "pool-pareto.png").stat().st_size > 10_000
+    # the reverse direction: the new run beside the merging study's reverse baseline
+    assert "| hybrid + 1 × alignment | as encoded | 1 | 0.680 | 0.500 | 0.360 | 300.0 |" in text
+    assert "| hybrid α = 0.5 ⊕ start, λ = 0.75 (today's selected) | as encoded | 1 | 0.700 | 0.500 | 0.500 | 300.0 |" in text

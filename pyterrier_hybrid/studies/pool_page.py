@@ -2,20 +2,22 @@
 
 Reads ``docs/results/pool/``: ``validation/<model>/<removal>.json`` (the screening, seed 0, MLQA-R validation ids),
 ``selection.json`` (committed before any new pipeline met XQuAD-R), ``trained/<run>/`` (training logs and configs:
-cost), ``xquad-r/<model>/<removal>.json`` and ``reverse/mlqa-r/``; the baseline's reports come from the merging
-study (``docs/results/combine/``).
+cost), ``xquad-r/<model>/<removal>.json`` and ``reverse/mlqa-r/``; the baseline's reports, the batch-mixing front and
+the merging study's points come from the merging study (``docs/results/combine/``).
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from ..evaluation.reference import PAPER
+from ..evaluation.report import seen_unseen, seen_unseen_rows
 from .combine_page import load_pipelines, seed_mean
-from .pool import BASELINE_MODEL, RULE, WHY, base_name, score
+from .pool import BASELINE_MODEL, REMOVALS, RULE, WHY, base_name, score
+from .runs import LOW_RESOURCE, SEEN, UNSEEN
 from .stats import holm, paired_test
 from .tables import KEYS, TESTS, cell_means, headline, mean_std, signed
 
@@ -78,16 +80,22 @@ def cost_lines(folder: Path) -> List[str]:
     return lines
 
 
-def xquad_lines(folder: Path, combine: Path, selection: dict) -> List[str]:
-    """Mean ± std over seeds on XQuAD-R, the target check and the paired tests of the selected pipeline."""
-    pipes = load_pipelines(folder / "xquad-r")
-    if not pipes:
-        return ["No new pipeline has met XQuAD-R yet."]
+def pipeline_rows(pipes: Dict[Tuple[str, str], List[dict]]) -> List[str]:
+    """A row per pipeline: mean ± std over its seeds."""
     lines = ["| pipeline | removal | seeds | Mo. | Cr. | Mul. | rank distance |", "|---|---|---|---|---|---|---|"]
     for (recipe, removal), runs in sorted(pipes.items()):
         h = [headline(r) for r in runs]
         lines.append(f"| {label(recipe)} | {REMOVAL.get(removal, removal)} | {len(h)} | "
                      + " | ".join(mean_std([x[k] for x in h]) for k, _ in KEYS) + f" | {mean_std([x['rd'] for x in h], 1)} |")
+    return lines
+
+
+def xquad_lines(folder: Path, combine: Path, selection: dict) -> List[str]:
+    """Mean ± std over seeds on XQuAD-R, the target check and the paired tests of the selected pipeline."""
+    pipes = load_pipelines(folder / "xquad-r")
+    if not pipes:
+        return ["No new pipeline has met XQuAD-R yet."]
+    lines = pipeline_rows(pipes)
     chosen = selection.get("selected") or []
     if not chosen:
         return lines
@@ -125,6 +133,100 @@ def paired(a: List[dict], b: List[dict], name: str) -> List[str]:
                                                          for (u, d, p), q in zip(found, adjusted)) + " |"]
 
 
+def compared(pipes: Dict[Tuple[str, str], List[dict]], base: Dict[Tuple[str, str], List[dict]],
+             selection: dict) -> Dict[str, List[dict]]:
+    """The selected pipelines and today's selected pipeline (as encoded and with LIR), by page name, each with its
+    seeds."""
+    out = {}
+    for pipeline in selection.get("selected") or []:
+        recipe, removal = pipeline.split("+")
+        if pipes.get((recipe, removal)):
+            out[f"{label(recipe)}, {REMOVAL[removal]}"] = pipes[(recipe, removal)]
+    if out:
+        for removal in REMOVALS:
+            if base.get((BASELINE_MODEL, removal)):
+                out[f"{label(BASELINE_MODEL)}, {REMOVAL[removal]}"] = base[(BASELINE_MODEL, removal)]
+    return out
+
+
+def language_lines(systems: Dict[str, List[dict]]) -> List[str]:
+    """Seen and unseen languages, and the lower-resource ones, seed means of each system."""
+    if not systems:
+        return []
+    parts = {name: {part: {k: float(np.mean([seen_unseen(r["report"], SEEN)[part][k] for r in runs]))
+                           for k in ("mono", "cross", "multi", "rank_distance")} for part in ("seen", "unseen")}
+             for name, runs in systems.items()}
+    per_lang = lambda runs, key, x: float(np.mean([r["report"][key][x] for r in runs]))  # noqa: E731
+    low = [x for x in LOW_RESOURCE if all(x in r["report"]["langs"] for runs in systems.values() for r in runs)]
+    lines = [f"Seen: settings whose languages are all among the 7 training languages; unseen: settings that involve "
+             f"{', '.join(UNSEEN)} (never trained on). Seed means.", "", *seen_unseen_rows(parts, "pipeline")]
+    if not low:
+        return lines
+    lines += ["", f"Lower-resource query languages ({', '.join(low)}): Mul. mAP and rank distance per query language, "
+              "seed means.", "", f"| pipeline | {' | '.join(f'Mul. {x}' for x in low)} | mean | "
+              f"{' | '.join(f'rank distance {x}' for x in low)} | mean |", "|---" * (2 * len(low) + 3) + "|"]
+    for name, runs in systems.items():
+        mul = [per_lang(runs, "multi_by_lang", x) for x in low]
+        rd = [per_lang(runs, "rank_distance", x) for x in low]
+        lines.append(f"| {name} | " + " | ".join(f"{v:.3f}" for v in mul) + f" | {np.mean(mul):.3f} | "
+                     + " | ".join(f"{v:.1f}" for v in rd) + f" | {np.mean(rd):.1f} |")
+    return lines
+
+
+def pareto(pipes: Dict[Tuple[str, str], List[dict]], combine: Dict[Tuple[str, str], List[dict]], path: Path) -> None:
+    """Mo. against Mul. and rank distance on XQuAD-R (seed means): the batch-mixing front, the merging study's
+    pipelines, this study's pipelines and the paper's XLM-R hybrid."""
+    from matplotlib.figure import Figure
+
+    mean = lambda runs: {m: float(np.mean([headline(r)[m] for r in runs])) for m in ("mono", "multi", "rd")}  # noqa: E731
+    fig = Figure(figsize=(10, 4.4))
+    axes = fig.subplots(1, 2)
+    paper = dict(zip(("mono", "cross", "multi", "rd"), PAPER["xquad-r"]["XLM-R hybrid"]))
+    for ax, key, name in [(axes[0], "multi", "Mul. mAP (higher is better)"),
+                          (axes[1], "rd", "rank distance (lower is better)")]:
+        front = [mean(combine[(r, "none")]) for r in ("xx", "hybrid", "xy") if combine.get((r, "none"))]
+        ax.plot([m["mono"] for m in front], [m[key] for m in front], "-", color="black", linewidth=1.2,
+                label="batch mixing α = 1, 0.5, 0")
+        # the zero-shot start is far off both axes; centring is no candidate here
+        others = [mean(runs) for (recipe, removal), runs in combine.items()
+                  if recipe not in ("start", "xx", "hybrid", "xy") and removal in REMOVALS]
+        ax.scatter([m["mono"] for m in others], [m[key] for m in others], color="lightgrey", s=18,
+                   label="merging study's trained and merged pipelines", zorder=2)
+        colors: Dict[str, str] = {}
+        for (recipe, removal), runs in sorted(pipes.items()):
+            m = mean(runs)
+            first = base_name(recipe) not in colors
+            color = colors.setdefault(base_name(recipe), f"C{len(colors) % 10}")
+            ax.scatter(m["mono"], m[key], marker="v" if removal == "lir" else "o", s=40, zorder=3,
+                       facecolors="none" if recipe.endswith("-merged") else color, edgecolors=color,
+                       label=label(base_name(recipe)) if first else None)
+        if combine.get((BASELINE_MODEL, "none")):
+            b = mean(combine[(BASELINE_MODEL, "none")])
+            ax.scatter(b["mono"], b[key], marker="s", color="black", s=40, zorder=4, label="today's selected")
+        ax.scatter(paper["mono"], paper[key], marker="*", color="tab:red", s=90, zorder=4, label="paper's XLM-R hybrid")
+        ax.axvline(paper["mono"], color="tab:red", linewidth=0.6, linestyle=":")
+        ax.axhline(paper[key], color="tab:red", linewidth=0.6, linestyle=":")
+        ax.set_xlabel("Mo. mAP (higher is better)")
+        ax.set_ylabel(name)
+    axes[0].legend(fontsize=6, loc="lower left")
+    fig.suptitle("XQuAD-R, seed means: filled = as trained, hollow = merged with the start (λ = 0.75); "
+                 "o as encoded, ▼ LIR; red = the target", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def reverse_lines(folder: Path, combine: Path) -> List[str]:
+    """The reverse direction (train on XQuAD-R, seed 0, test on MLQA-R) against the merging study's reverse runs."""
+    pipes = load_pipelines(folder / "reverse" / "mlqa-r")
+    if not pipes:
+        return ["The reverse direction has not run yet: `" + COMMAND + " --direction reverse`."]
+    base = load_pipelines(combine / "reverse" / "mlqa-r")
+    rows = pipeline_rows({**{k: v for k, v in base.items() if k[0] == BASELINE_MODEL}, **pipes})
+    return [f"`{COMMAND} --direction reverse` trains the selected recipes on XQuAD-R (all 11 languages, seed 0) and "
+            "tests on the full MLQA-R protocol; the baseline is the merging study's reverse run of today's selected "
+            "pipeline. Nothing is selected here.", "", *rows]
+
+
 def proxy_lines(combine: Path) -> List[str]:
     """How well the validation ids predict XQuAD-R: Spearman over the merging study's seed-0 pipelines."""
     from scipy.stats import spearmanr
@@ -146,9 +248,9 @@ def proxy_lines(combine: Path) -> List[str]:
             "rule was written and it was not tuned on them: this checks the proxy)."]
 
 
-def pool_section(folder: Path, combine: Path) -> List[str]:
-    """The section's lines; empty when the study has no artifacts yet."""
-    if not (folder / "validation").is_dir() and not (folder / "trained").is_dir():
+def pool_section(folder: Path, combine: Path, figures: Optional[Path] = None) -> List[str]:
+    """The section's lines (empty when the study has no artifacts yet); draws its figure into ``figures``."""
+    if not folder.is_dir() or not any(folder.iterdir()):
         return []
     selection_path = folder / "selection.json"
     selection = json.loads(selection_path.read_text()) if selection_path.is_file() else {}
@@ -167,4 +269,13 @@ def pool_section(folder: Path, combine: Path) -> List[str]:
     lines += ["### Cost", "", "Passages encoded per step (positives, MLQA-R's hard negatives, translations) and "
               "seconds per step, from each run's log.", "", *cost_lines(folder), "",
               "### XQuAD-R", "", *xquad_lines(folder, combine, selection), ""]
+    pipes, base = load_pipelines(folder / "xquad-r"), load_pipelines(combine / "xquad-r")
+    if pipes and figures is not None:
+        pareto(pipes, base, figures / "pool-pareto.png")
+        lines += ["![the pool study's pipelines against the batch-mixing front and the merging study](img/pool-pareto.png)",
+                  ""]
+    languages = language_lines(compared(pipes, base, selection))
+    if languages:
+        lines += ["### Seen, unseen and lower-resource languages", "", *languages, ""]
+    lines += ["### The reverse direction: train on XQuAD-R, test on MLQA-R", "", *reverse_lines(folder, combine), ""]
     return lines

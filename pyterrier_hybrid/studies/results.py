@@ -19,7 +19,7 @@ from ..evaluation.reference import PAPER
 from ..evaluation.report import seen_unseen, seen_unseen_rows
 from .combine_page import combine_section
 from .pool_page import pool_section
-from .runs import REPO, RESULTS, SEEN, UNSEEN, load_run
+from .runs import LOW_RESOURCE, REPO, RESULTS, SEEN, UNSEEN, load_run
 from .stats import holm, paired_test
 from .tables import DIGITS, KEYS, TESTS, cell_means, headline, mean_std, signed
 
@@ -28,7 +28,6 @@ DOCS = RESULTS.parent
 ZERO_SHOT = {d: REPO / "benchmarks" / "results" / "precision" / f"{d}-bfloat16.json" for d in ("xquad-r", "mlqa-r")}
 #: BM25's committed reports on the full protocols (`pyterrier-hybrid evaluate --dataset D --bm25 --out runs/bm25/D`)
 BM25 = {d: REPO / "benchmarks" / "results" / "bm25" / f"{d}.json" for d in ("xquad-r", "mlqa-r")}
-LOW_RESOURCE = ["hi", "th", "el"]
 #: how this page is made, and how the α study's runs are, as the page prints them
 COMMAND = "python -m pyterrier_hybrid.studies.results"
 SWEEP = "python -m pyterrier_hybrid.studies.alpha_sweep --model .cache/me5"
@@ -403,7 +402,7 @@ def write_page(folder: Path = RESULTS / "alpha", page: Path = DOCS / "results.md
                              "(Holm over this table):", "", *noise_and_gaps(reverse), "", *paired_tests(reverse)]
                        if reverse else []),
         *combine_section(folder.parent / "combine", figures, by_alpha, zero_shot=ZERO_SHOT),
-        *pool_section(folder.parent / "pool", folder.parent / "combine"),
+        *pool_section(folder.parent / "pool", folder.parent / "combine", figures),
         *fp32_lines(fp32),
         "## Reproducibility", "", *reproduction_lines(folder), "",
         *hardware_lines({"α study": by_alpha, "budget": budget, "reverse": reverse,

@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "docs" / "results"
 SEEN = list(MLQA_R.langs)                                        # what the models train on
 UNSEEN = [lang for lang in XQUAD_R.langs if lang not in SEEN]    # XQuAD-R languages never trained on
+LOW_RESOURCE = ["hi", "th", "el"]                                 # the lower-resource XQuAD-R languages
 ARTIFACTS = ("report.json", "train_log.jsonl", TRAINING_CONFIG, CARD)
 #: the report of a run's final-step weights, when validation kept an earlier step (see :func:`evaluate_last_step`)
 LAST_STEP = "report-last-step.json"
