@@ -353,9 +353,9 @@ def count_tokens(model: str, split: Split) -> int:
 
 
 def machine(threads: int) -> dict:
+    from pyterrier_hybrid.model.precision import cpu_name
+
     cpuinfo = Path("/proc/cpuinfo")
-    names = [l.split(":", 1)[1].strip() for l in cpuinfo.read_text().splitlines()
-             if l.startswith("model name")] if cpuinfo.is_file() else []
     versions = {}
     for dist in VERSIONS:
         try:
@@ -363,7 +363,7 @@ def machine(threads: int) -> dict:
         except PackageNotFoundError:
             versions[dist] = None
     flags = set(cpuinfo.read_text().split()) if cpuinfo.is_file() else set()
-    return {"cpu": names[0] if names else platform.processor(), "threads": threads,
+    return {"cpu": cpu_name(), "threads": threads,
             "flags": [f for f in CPU_FLAGS if f in flags],
             "isa_caps": {v: os.environ[v] for v in ISA_CAPS if v in os.environ},
             "python": platform.python_version(), "versions": versions}

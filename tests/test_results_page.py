@@ -155,6 +155,11 @@ def test_budget_and_reverse_sections(tmp_path, monkeypatch):
     assert "| BM25 (pisa) (`bm25-mlqa-r.json`) | – | 0.300 | 0.100 | 0.120 | 558.2* | – |" in reverse
     assert "728.2 of 20,534 per question on average, and 70.6% of the relevant sentences are not ranked" in reverse
     assert "BM25" not in text[:text.index("## The reverse direction")]  # no XQuAD-R report given
+    # once every α has seed 1 at both budgets, the compared seeds are every seed: that row is not repeated
+    for alpha in (0.5, 1.0):
+        fake_run(results_dir / "budget" / f"alpha{alpha:g}-seed1", alpha, 1, 0.6, 300.0, steps=480)
+    budget = results.write_page(results_dir / "alpha", tmp_path / "results.md").split("## Four times the budget")[1]
+    assert "| 0.5 | 120 steps, seeds 0, 1 |" in budget and "every seed" not in budget
 
 
 def test_signed_differences_never_read_minus_zero():
@@ -224,16 +229,21 @@ def test_combine_section(tmp_path):
 
 
 def test_hardware_lines_group_runs_by_where_they_trained():
-    cpu = {"device": "cpu", "torch": "2.13.0", "threads": 2, "native_bf16": True}
+    cpu = {"device": "cpu", "cpu": "AMD EPYC", "torch": "2.13.0", "threads": 2, "native_bf16": True}
     gpu = {"device": "NVIDIA H200", "torch": "2.11.0", "threads": 16, "native_bf16": True}
     runs = {0.0: [{"config": {}}, {"config": {"sittings": [{"from_step": 0, **cpu}]}}],
             0.5: [{"config": {"sittings": [{"from_step": 0, **cpu}]}}],
             1.0: [{"config": {"sittings": [{"from_step": 0, **cpu}, {"from_step": 80, **gpu, "native_bf16": False}]}}]}
+    timed = lambda seconds: [{"step": i + 1, "loss": 1.0, "seconds": s} for i, s in enumerate(seconds)]  # noqa: E731
+    runs[0.0][0]["log"], runs[0.0][1]["log"] = timed([]), timed([3.0] * 100)
+    runs[0.5][0]["log"], runs[1.0][0]["log"] = timed([4.0, 6.0, 5.0] * 40), timed([1.0] * 60)
     rows = results.hardware_lines({"budget": runs, "reverse": {}})[4:]
-    assert rows == ["| budget | not recorded | 1 |",
-                    "| budget | cpu, torch 2.13.0, 2 threads, bf16 native | 2 |",
-                    "| budget | from step 0: cpu, torch 2.13.0, 2 threads, bf16 native; from step 80: NVIDIA H200, "
-                    "torch 2.11.0, 16 threads, bf16 emulated | 1 |"]
+    # the two recorded CPU runs pool their steps: the median of 100 x 3 s and 40 each of 4, 5, 6 s is 4 s; each run
+    # costs its steps x its own median: 100 x 3 s = 5 min and 120 x 5 s = 10 min, 7.5 on average
+    assert rows == ["| budget | not recorded | 1 | – | – |",
+                    "| budget | cpu (AMD EPYC), torch 2.13.0, 2 threads, bf16 native | 2 | 4.00 | 7.5 |",
+                    "| budget | from step 0: cpu (AMD EPYC), torch 2.13.0, 2 threads, bf16 native; from step 80: "
+                    "NVIDIA H200, torch 2.11.0, 16 threads, bf16 emulated | 1 | 1.00 | 1.0 |"]
 
 
 def test_fp32_studies_have_their_own_section_and_baselines(tmp_path):

@@ -187,8 +187,8 @@ def test_model_card_and_run_config(tiny_model_dir, demo, tmp_path):
     config = json.loads((out / "training_config.json").read_text())
     sittings = config.pop("sittings")
     assert config == json.loads(json.dumps(t.run_config()))
-    assert sittings == [{"from_step": 0, "device": "cpu", "torch": torch.__version__, "threads": torch.get_num_threads(),
-                         "native_bf16": precision.native_bf16()}]
+    assert sittings == [{"from_step": 0, "device": "cpu", "cpu": precision.cpu_name(), "torch": torch.__version__,
+                         "threads": torch.get_num_threads(), "native_bf16": precision.native_bf16()}]
     assert (config["sampling"], config["alpha"], config["batch_size"], config["seed"]) == ("hybrid", 0.5, 4, 0)
     assert config["sources"][0]["name"] == "lareqa-demo" and config["sources"][0]["langs"] == ["en", "de", "fr"]
     card = ModelCard.load(out / "README.md")

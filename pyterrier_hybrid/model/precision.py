@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 from contextlib import nullcontext
 from typing import TYPE_CHECKING, ContextManager
 
@@ -22,6 +23,17 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 #: oneDNN's ISA caps below bf16 dot products: with ``ONEDNN_MAX_CPU_ISA`` set to one, torch's and OpenVINO's
 #: kernels run as on a CPU without native bf16, so ``auto`` must not pick bf16 there
 BELOW_BF16_ISAS = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
+
+
+def cpu_name() -> str:
+    """This host's CPU model (``/proc/cpuinfo``'s model name), or the platform's processor string elsewhere."""
+    info = "/proc/cpuinfo"
+    if os.path.isfile(info):
+        with open(info) as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
 
 
 def native_bf16() -> bool:

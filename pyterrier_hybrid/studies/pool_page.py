@@ -17,7 +17,7 @@ from ..evaluation.reference import PAPER
 from ..evaluation.report import seen_unseen, seen_unseen_rows
 from .combine_page import load_pipelines, seed_mean
 from .pool import BASELINE_MODEL, REMOVALS, RULE, WHY, base_name, score
-from .runs import LOW_RESOURCE, SEEN, UNSEEN
+from .runs import LOW_RESOURCE, SEEN, UNSEEN, host
 from .stats import holm, paired_test
 from .tables import KEYS, TESTS, cell_means, headline, mean_std, signed
 
@@ -71,7 +71,7 @@ def cost_lines(folder: Path) -> List[str]:
         log = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
         steps = [r for r in log if "loss" in r]
         config = json.loads((run / "training_config.json").read_text())
-        hosts = sorted({f"{s['device']}, bf16 {'native' if s['native_bf16'] else 'emulated'}"
+        hosts = sorted({f"{host(s)}, bf16 {'native' if s['native_bf16'] else 'emulated'}"
                         for s in config.get("sittings", [])})
         # the median: a step that straddles a pause (a benchmark stopping the study for a quiet host) is not cost
         step_s = float(np.median([r["seconds"] for r in steps]))

@@ -8,9 +8,8 @@ Every number on the page comes from a committed ``report.json`` / ``train_log.js
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -19,7 +18,7 @@ from ..evaluation.reference import PAPER
 from ..evaluation.report import seen_unseen, seen_unseen_rows
 from .combine_page import combine_section
 from .pool_page import pool_section
-from .runs import LOW_RESOURCE, REPO, RESULTS, SEEN, UNSEEN, load_run
+from .runs import LOW_RESOURCE, REPO, RESULTS, SEEN, UNSEEN, host, load_run
 from .stats import holm, paired_test
 from .tables import DIGITS, KEYS, TESTS, cell_means, headline, mean_std, signed
 
@@ -261,8 +260,12 @@ def budget_lines(budget: Dict[float, List[dict]], base: Dict[float, List[dict]])
         rows += [f"| {a:g} | " + " | ".join(f"{mean(runs, k):.{DIGITS[k]}f}" for k, *_ in TESTS) + " |"
                  for a, runs in final.items()]
     position = []
-    for name, runs in ((f"{steps['base']} steps, {seed_label}", same_seed), (f"{steps['base']} steps, every seed", base),
-                       (f"{steps['budget']} steps, kept step", budget), (f"{steps['budget']} steps, final step", final)):
+    every_seed = len(same_seed) == len(base) and all(len(same_seed[a]) == len(base[a]) for a in base)
+    budgets = [(f"{steps['base']} steps, {seed_label}", same_seed)]
+    if not every_seed:  # the same rows twice say nothing
+        budgets.append((f"{steps['base']} steps, every seed", base))
+    for name, runs in (*budgets, (f"{steps['budget']} steps, kept step", budget),
+                       (f"{steps['budget']} steps, final step", final)):
         if not all(runs.get(a) for a in (0.0, 1.0)):
             continue
         for alpha in (a for a in runs if 0 < a < 1 and a in budget):
@@ -297,18 +300,34 @@ def hardware_lines(studies: Dict[str, Dict[float, List[dict]]]) -> List[str]:
     """Where each study's runs trained, from the ``sittings`` of their configs (runs made before they were
     recorded have none)."""
     def where(sittings: List[dict]) -> str:
-        said = [f"{s['device']}, torch {s['torch']}, {s['threads']} threads, bf16 "
+        said = [f"{host(s)}, torch {s['torch']}, {s['threads']} threads, bf16 "
                 f"{'native' if s['native_bf16'] else 'emulated'}" for s in sittings]
         if len(said) > 1:
             said = [f"from step {s['from_step']}: {w}" for s, w in zip(sittings, said)]
         return "; ".join(said)
 
-    groups = Counter((study, where(run["config"]["sittings"]) if run["config"].get("sittings") else "not recorded")
-                     for study, by_alpha in studies.items() for runs in by_alpha.values() for run in runs)
+    groups: Dict[Tuple[str, str], List[List[float]]] = {}
+    for study, by_alpha in studies.items():
+        for runs in by_alpha.values():
+            for run in runs:
+                place = where(run["config"]["sittings"]) if run["config"].get("sittings") else "not recorded"
+                steps = [r["seconds"] for r in run["log"] if "loss" in r and "seconds" in r]
+                groups.setdefault((study, place), []).append(steps)
+
+    def cost(runs: List[List[float]]) -> str:
+        # medians: a step that straddles a pause (a study stopped for a quiet benchmark) is not cost
+        timed = [steps for steps in runs if steps]
+        if not timed:
+            return "– | –"
+        return (f"{np.median([s for steps in timed for s in steps]):.2f} | "
+                f"{np.mean([len(steps) * np.median(steps) for steps in timed]) / 60:.1f}")
+
     return ["Where the runs trained, from the `sittings` in each `training_config.json` (recorded since 2026-12; a "
-            "rerun is bit-identical only on the same device, torch version and thread count):", "",
-            "| study | where | runs |", "|---|---|---|",
-            *(f"| {study} | {place} | {n} |" for (study, place), n in groups.items())]
+            "rerun is bit-identical only on the same device, torch version and thread count), and how long they "
+            "took there, from the seconds each step logged (training only; evaluation comes on top):", "",
+            "| study | where | runs | seconds per step (median) | training minutes per run (steps × median) |",
+            "|---|---|---|---|---|",
+            *(f"| {study} | {place} | {len(runs)} | {cost(runs)} |" for (study, place), runs in groups.items())]
 
 
 def fp32_lines(fp32: Dict[str, Dict[float, List[dict]]]) -> List[str]:

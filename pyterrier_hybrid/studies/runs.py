@@ -315,6 +315,11 @@ def run_study(recipe: Recipe, runs: Sequence[Run], results: Path, work: Path, co
     return {run.name: run_one(recipe, run, results, work, commit) for run in runs}
 
 
+def host(sitting: dict) -> str:
+    """Where a sitting ran: the CUDA device, or ``cpu (<model>)`` where the CPU's model was recorded."""
+    return f"{sitting['device']} ({sitting['cpu']})" if sitting["device"] == "cpu" and sitting.get("cpu") else sitting["device"]
+
+
 def load_run(folder: Path) -> dict:
     """A finished run's report, config and log (and its final step's report, if made), read back from its artifacts.
 

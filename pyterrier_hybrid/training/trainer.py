@@ -31,7 +31,7 @@ from ..atomic import refuse_existing
 from ..model.encoder import BiEncoder
 from ..model.model_card import render_model_card
 from ..model.model_dir import CHECKPOINT, TRAINING_CONFIG, EncoderSettings, read_settings, resolve_model, write_model_dir
-from ..model.precision import fast_bf16, resolve_dtype
+from ..model.precision import cpu_name, fast_bf16, resolve_dtype
 from . import checkpoint
 from .grad_cache import grad_cache_backward
 from .loss import info_nce, multi_positive_mask, multi_positive_nce, negative_mask, translation_ranking
@@ -334,7 +334,7 @@ class Trainer:
         """What numerics depend on besides the run config: bit-identical reruns need the same device,
         torch version and thread count (1 and 2 CPU threads give different losses from the third step)."""
         cuda = self.device.type == "cuda"
-        return {"device": torch.cuda.get_device_name(self.device) if cuda else "cpu",
+        return {"device": torch.cuda.get_device_name(self.device) if cuda else "cpu", "cpu": cpu_name(),
                 "torch": str(torch.__version__), "threads": torch.get_num_threads(),
                 "native_bf16": fast_bf16(self.device)}
 
