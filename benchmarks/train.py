@@ -2,6 +2,7 @@
 
     python benchmarks/train.py speed --model .cache/me5 [--batch-size 16] [--steps 50]
     python benchmarks/train.py memory --model .cache/me5 [--batch-size 64] [--chunk 8]
+    python benchmarks/train.py recipes --model .cache/me5 [--steps 16] [--recipes multi-k3,both]
 
 speed: `pyterrier-hybrid train` itself, in a fresh process per configuration (fp32; bf16 autocast; bf16 with
 frozen word embeddings), timed by the seconds per step in its own train_log.jsonl, against a training loop with
@@ -13,6 +14,12 @@ user sees first) and over steps 2 to N (mean). Writes benchmarks/results/train.j
 
 memory: peak RSS of two training steps at one batch size, with and without gradient caching, each in a
 fresh process.
+
+recipes: the pool study's training recipes against its baseline, hybrid α = 0.5, on one host in one run, so the
+seconds compare (the study's own logs come from several hosts and sittings). Each recipe trains --steps steps of
+the study's exact command (seed 0, so its first batches) in a fresh process; step 1 is a warm-up and left out. A
+recipe's seconds per step weighs this host's median step time per batch kind by the kinds of the study's 120-step
+seed-0 run (its committed log), as ``studies.runs.training_seconds`` does. Writes benchmarks/results/train-recipes.json.
 """
 import argparse
 import json
@@ -185,17 +192,67 @@ def memory(args):
         print(f"{name:34s} peak RSS {m['peak_mb']:7.0f} MB ({m['peak_mb'] - m['base_mb']:6.0f} MB above the loaded model)")
 
 
+def recipes(args):
+    from dataclasses import replace
+
+    from pyterrier_hybrid.studies.alpha_sweep import RECIPE_FLAGS, study
+    from pyterrier_hybrid.studies.pool import OUT, PoolStudy
+    from pyterrier_hybrid.studies.runs import RESULTS as STUDIES, Run, train_args
+
+    settings = study("alpha", args.model)[0]
+    settings = replace(settings, steps=args.steps + 1, eval_every=args.steps + 1)
+    todo = {"hybrid": ("hybrid", (), STUDIES / "alpha" / "alpha0.5-seed0")}
+    todo.update({name: (sampling, flags, OUT / "trained" / f"{name}-seed0")
+                 for name, (sampling, flags) in PoolStudy(args.model, Path(tempfile.gettempdir()), False).recipes().items()
+                 if not name.endswith("-eqp") and (args.recipes is None or name in args.recipes)})
+    rows = {}
+    for name, (sampling, flags, committed) in todo.items():
+        with tempfile.TemporaryDirectory() as tmp:  # the trained model is not kept
+            out = Path(tmp) / "m"
+            run = Run(name, sampling, 0.5, 0, RECIPE_FLAGS + tuple(flags))
+            subprocess.run([sys.executable, "-m", "pyterrier_hybrid.cli", *train_args(settings, run, out)],
+                           check=True, capture_output=True)
+            log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+        timed = [r for r in log if "loss" in r][1:]
+        median = {k: float(np.median([r["seconds"] for r in timed if r["kind"] == k])) for k in {r["kind"] for r in timed}}
+        study_log = committed / "train_log.jsonl"
+        steps = ([r for r in map(json.loads, study_log.read_text().splitlines()) if "loss" in r]
+                 if study_log.is_file() else timed)
+        missing = {r["kind"] for r in steps} - set(median)
+        if missing:
+            raise SystemExit(f"{name}: no timed step of kind {sorted(missing)} in {args.steps} steps; raise --steps")
+        rows[name] = {"seconds_per_step": float(np.mean([median[r["kind"]] for r in steps])), "median_by_kind": median,
+                      "passages_per_step": float(np.mean([r["passages"] for r in steps if "passages" in r]
+                                                         or [r["passages"] for r in timed])),
+                      "kinds_from": str(study_log.relative_to(STUDIES.parents[1])) if study_log.is_file() else "this run"}
+        print(f"{name}: {rows[name]}", flush=True)
+    from pyterrier_hybrid.model.precision import cpu_name, native_bf16
+    base = rows["hybrid"]["seconds_per_step"]
+    print(f"\n{cpu_name()}, bf16 {'native' if native_bf16() else 'emulated'}, {args.steps} timed steps per recipe\n")
+    print("| recipe | passages per step | seconds per step | ratio to hybrid | median seconds by batch kind |")
+    print("|---|---|---|---|---|")
+    for name, r in rows.items():
+        by_kind = ", ".join(f"{k} {v:.2f}" for k, v in sorted(r["median_by_kind"].items()))
+        print(f"| {name} | {r['passages_per_step']:.1f} | {r['seconds_per_step']:.2f} | "
+              f"{r['seconds_per_step'] / base:.2f} | {by_kind} |")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "train-recipes.json").write_text(json.dumps({"cpu": cpu_name(), "native_bf16": native_bf16(),
+                                                            "steps": args.steps, "recipes": rows}, indent=2))
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["speed", "memory"])
+    p.add_argument("mode", choices=["speed", "memory", "recipes"])
     p.add_argument("--model", required=True)
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--steps", type=int, default=50, help="speed: timed steps after one warm-up")
+    p.add_argument("--steps", type=int, help="timed steps after one warm-up (speed: 50, recipes: 16)")
     p.add_argument("--chunk", type=int, default=8)
+    p.add_argument("--recipes", type=lambda v: v.split(","), help="recipes: only these (and hybrid), e.g. multi-k3,both")
     args = p.parse_args()
     args.batch_size = args.batch_size or (16 if args.mode == "speed" else 64)
+    args.steps = args.steps or (16 if args.mode == "recipes" else 50)
     os.environ.setdefault("PYTERRIER_HYBRID_DATA", str(SHARED))
-    speed(args) if args.mode == "speed" else memory(args)
+    {"speed": speed, "memory": memory, "recipes": recipes}[args.mode](args)
 
 
 if __name__ == "__main__":

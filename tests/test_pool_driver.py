@@ -129,8 +129,11 @@ def test_the_page_section_screens_costs_and_judges(tmp_path):
     write(folder / "validation" / "hybrid-align0.5-merged-seed0" / "lir.json", protocol_report(0.58, 0.5, 0.4, 300.0))
     run = folder / "trained" / "hybrid-align0.5-seed0"
     run.mkdir(parents=True)
-    (run / "train_log.jsonl").write_text("".join(json.dumps({"step": i, "loss": 1.0, "passages": 90 + i, "seconds": 6.0})
-                                                 + "\n" for i in (1, 2, 3)))
+    # three xx steps (one straddling a 10-minute pause) and one multi step at twice the time
+    timed = [("xx", 6.0), ("xx", 600.0), ("multi", 12.0), ("xx", 6.0)]
+    (run / "train_log.jsonl").write_text("".join(json.dumps({"step": i, "loss": 1.0, "kind": kind, "passages": 90 + i,
+                                                             "seconds": sec}) + "\n"
+                                                 for i, (kind, sec) in enumerate(timed, 1)))
     write(run / "training_config.json", {"sittings": [{"device": "cpu", "cpu": "AMD EPYC", "native_bf16": True}]})
     write(folder / "selection.json", {"selected": ["hybrid-align0.5+none"]})
     for seed in (0, 1):
@@ -141,7 +144,8 @@ def test_the_page_section_screens_costs_and_judges(tmp_path):
     # the rule's score: (0 + 0 + 0 + 500/400 - 1) / 4 = +0.0625, eligible; the merged LIR one loses 0.02 Mo.: not
     assert "| hybrid + 0.5 × alignment | as encoded | 0.600 | 0.500 | 0.400 | 400.0 | +0.0625 | yes |" in text
     assert "| hybrid + 0.5 × alignment ⊕ start, λ = 0.75 | LIR | 0.580 | 0.500 | 0.400 | 300.0 | +0.1583 | no |" in text
-    assert "| hybrid-align0.5-seed0 | 3 | 92.0 | 6.00 | 0.3 | cpu (AMD EPYC), bf16 native |" in text
+    # per kind, its steps x its median: 3 x 6 s + 1 x 12 s = 30 s, 7.50 s a step (one median of all would say 6)
+    assert "| hybrid-align0.5-seed0 | 4 | 92.5 | 7.50 | 0.5 | cpu (AMD EPYC), bf16 native |" in text
     assert "| hybrid + 0.5 × alignment | as encoded | 2 | 0.810 ± 0.000 | 0.710 ± 0.000 | 0.600 ± 0.000 | 279.5 ± 0.7 |" in text
     # against the paper's XLM-R hybrid (0.798 / 0.705 / 0.593 / 286.6): all four met, but only on 2 seeds
     assert "Mo. 0.810 (+0.012 against the paper's XLM-R hybrid)" in text

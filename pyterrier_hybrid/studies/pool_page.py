@@ -17,7 +17,7 @@ from ..evaluation.reference import PAPER
 from ..evaluation.report import seen_unseen, seen_unseen_rows
 from .combine_page import load_pipelines, seed_mean
 from .pool import BASELINE_MODEL, REMOVALS, RULE, WHY, base_name, score
-from .runs import LOW_RESOURCE, SEEN, UNSEEN, host
+from .runs import LOW_RESOURCE, SEEN, UNSEEN, host, training_seconds
 from .stats import holm, paired_test
 from .tables import KEYS, TESTS, cell_means, headline, mean_std, signed
 
@@ -65,7 +65,7 @@ def cost_lines(folder: Path) -> List[str]:
     runs = sorted(p for p in (folder / "trained").glob("*") if (p / "training_config.json").is_file())
     if not runs:
         return []
-    lines = ["| run | steps | passages per step | seconds per step (median) | training minutes (steps × median) | host |",
+    lines = ["| run | steps | passages per step | seconds per step | training minutes | host |",
              "|---|---|---|---|---|---|"]
     for run in runs:
         log = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
@@ -73,10 +73,9 @@ def cost_lines(folder: Path) -> List[str]:
         config = json.loads((run / "training_config.json").read_text())
         hosts = sorted({f"{host(s)}, bf16 {'native' if s['native_bf16'] else 'emulated'}"
                         for s in config.get("sittings", [])})
-        # the median: a step that straddles a pause (a benchmark stopping the study for a quiet host) is not cost
-        step_s = float(np.median([r["seconds"] for r in steps]))
+        seconds = training_seconds(log)
         lines.append(f"| {run.name} | {len(steps)} | {np.mean([r['passages'] for r in steps]):.1f} | "
-                     f"{step_s:.2f} | {len(steps) * step_s / 60:.1f} | {', '.join(hosts) or '?'} |")
+                     f"{seconds / len(steps):.2f} | {seconds / 60:.1f} | {', '.join(hosts) or '?'} |")
     return lines
 
 
@@ -267,7 +266,10 @@ def pool_section(folder: Path, combine: Path, figures: Optional[Path] = None) ->
                   + (", ".join(f"{label(p.split('+')[0])}, {REMOVAL.get(p.split('+')[1])}" for p in selection["selected"])
                      or "none: no pipeline was eligible") + ".", ""]
     lines += ["### Cost", "", "Passages encoded per step (positives, MLQA-R's hard negatives, translations) and "
-              "seconds per step, from each run's log.", "", *cost_lines(folder), "",
+              "training time, from each run's log: per batch kind, its steps × its median step time (so a pause is "
+              "not cost and a mix's kinds keep their own cost). These times come from whichever host and sitting "
+              "trained each run; the recipes against hybrid on one host in one run are in docs/benchmarks.md "
+              "(`python benchmarks/train.py recipes`).", "", *cost_lines(folder), "",
               "### XQuAD-R", "", *xquad_lines(folder, combine, selection), ""]
     pipes, base = load_pipelines(folder / "xquad-r"), load_pipelines(combine / "xquad-r")
     if pipes and figures is not None:

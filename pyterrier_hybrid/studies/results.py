@@ -18,7 +18,7 @@ from ..evaluation.reference import PAPER
 from ..evaluation.report import seen_unseen, seen_unseen_rows
 from .combine_page import combine_section
 from .pool_page import pool_section
-from .runs import LOW_RESOURCE, REPO, RESULTS, SEEN, UNSEEN, host, load_run
+from .runs import LOW_RESOURCE, REPO, RESULTS, SEEN, UNSEEN, host, load_run, training_seconds
 from .stats import holm, paired_test
 from .tables import DIGITS, KEYS, TESTS, cell_means, headline, mean_std, signed
 
@@ -306,26 +306,25 @@ def hardware_lines(studies: Dict[str, Dict[float, List[dict]]]) -> List[str]:
             said = [f"from step {s['from_step']}: {w}" for s, w in zip(sittings, said)]
         return "; ".join(said)
 
-    groups: Dict[Tuple[str, str], List[List[float]]] = {}
+    groups: Dict[Tuple[str, str], List[List[dict]]] = {}
     for study, by_alpha in studies.items():
         for runs in by_alpha.values():
             for run in runs:
                 place = where(run["config"]["sittings"]) if run["config"].get("sittings") else "not recorded"
-                steps = [r["seconds"] for r in run["log"] if "loss" in r and "seconds" in r]
-                groups.setdefault((study, place), []).append(steps)
+                groups.setdefault((study, place), []).append(run["log"])
 
-    def cost(runs: List[List[float]]) -> str:
+    def cost(logs: List[List[dict]]) -> str:
         # medians: a step that straddles a pause (a study stopped for a quiet benchmark) is not cost
-        timed = [steps for steps in runs if steps]
+        timed = [log for log in logs if training_seconds(log) is not None]
         if not timed:
             return "– | –"
-        return (f"{np.median([s for steps in timed for s in steps]):.2f} | "
-                f"{np.mean([len(steps) * np.median(steps) for steps in timed]) / 60:.1f}")
+        steps = [r["seconds"] for log in timed for r in log if "loss" in r and "seconds" in r]
+        return f"{np.median(steps):.2f} | {np.mean([training_seconds(log) for log in timed]) / 60:.1f}"
 
     return ["Where the runs trained, from the `sittings` in each `training_config.json` (recorded since 2026-12; a "
             "rerun is bit-identical only on the same device, torch version and thread count), and how long they "
             "took there, from the seconds each step logged (training only; evaluation comes on top):", "",
-            "| study | where | runs | seconds per step (median) | training minutes per run (steps × median) |",
+            "| study | where | runs | seconds per step (median) | training minutes per run (steps × median, per batch kind) |",
             "|---|---|---|---|---|",
             *(f"| {study} | {place} | {len(runs)} | {cost(runs)} |" for (study, place), runs in groups.items())]
 

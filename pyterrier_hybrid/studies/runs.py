@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import numpy as np
+
 from ir_datasets_ext import MLQA_R, XQUAD_R
 
 from ..atomic import atomic_write_text
@@ -318,6 +320,19 @@ def run_study(recipe: Recipe, runs: Sequence[Run], results: Path, work: Path, co
 def host(sitting: dict) -> str:
     """Where a sitting ran: the CUDA device, or ``cpu (<model>)`` where the CPU's model was recorded."""
     return f"{sitting['device']} ({sitting['cpu']})" if sitting["device"] == "cpu" and sitting.get("cpu") else sitting["device"]
+
+
+def training_seconds(log: List[dict]) -> Optional[float]:
+    """A run's training time from its log: per batch kind, its steps × their median seconds (None if untimed).
+
+    Medians, so a step that straddles a pause (a study stopped for a quiet benchmark) is not cost; per kind, because
+    a mix's kinds cost differently (a multi batch encodes K passages a query) and one median would hide that.
+    """
+    by_kind: Dict[str, List[float]] = {}
+    for r in log:
+        if "loss" in r and "seconds" in r:
+            by_kind.setdefault(r.get("kind", ""), []).append(r["seconds"])
+    return sum(len(s) * float(np.median(s)) for s in by_kind.values()) if by_kind else None
 
 
 def load_run(folder: Path) -> dict:
