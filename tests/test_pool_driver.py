@@ -140,7 +140,9 @@ def test_the_page_section_screens_costs_and_judges(tmp_path):
         for removal in ("none", "lir"):
             write(folder / "xquad-r" / f"hybrid-align0.5-seed{seed}" / f"{removal}.json",
                   protocol_report(0.81, 0.71, 0.60, 280.0 - seed))
+    (folder / "reading.md").write_text("Alignment helps; *multi* does not.\n")
     text = "\n".join(pool_section(folder, combine))
+    assert text.index("### Reading\n\nAlignment helps; *multi* does not.\n") < text.index("### The selection rule")
     # the rule's score: (0 + 0 + 0 + 500/400 - 1) / 4 = +0.0625, eligible; the merged LIR one loses 0.02 Mo.: not
     assert "| hybrid + 0.5 × alignment | as encoded | 0.600 | 0.500 | 0.400 | 400.0 | +0.0625 | yes |" in text
     assert "| hybrid + 0.5 × alignment ⊕ start, λ = 0.75 | LIR | 0.580 | 0.500 | 0.400 | 300.0 | +0.1583 | no |" in text

@@ -2,7 +2,8 @@
 
 Reads ``docs/results/pool/``: ``validation/<model>/<removal>.json`` (the screening, seed 0, MLQA-R validation ids),
 ``selection.json`` (committed before any new pipeline met XQuAD-R), ``trained/<run>/`` (training logs and configs:
-cost), ``xquad-r/<model>/<removal>.json`` and ``reverse/mlqa-r/``; the baseline's reports, the batch-mixing front and
+cost), ``xquad-r/<model>/<removal>.json``, ``reverse/mlqa-r/`` and ``reading.md`` (the hand-written reading, first
+in the section); the baseline's reports, the batch-mixing front and
 the merging study's points come from the merging study (``docs/results/combine/``).
 """
 from __future__ import annotations
@@ -257,8 +258,11 @@ def pool_section(folder: Path, combine: Path, figures: Optional[Path] = None) ->
              f"`{COMMAND}` trains each recipe on the α study's recipe (seed 0 first), merges it with the start at "
              "λ = 0.75, and evaluates the trained and merged models as encoded and with LIR, at 64 / 512 tokens. "
              "MLQA-R's parallel ids have 2 to 4 of its 7 languages (none has all 7), so K = 4 is the widest "
-             "multi-positive batch it allows.", "",
-             "### The selection rule, committed before any new pipeline met XQuAD-R", "", f"Rule: {RULE}", "",
+             "multi-positive batch it allows.", ""]
+    reading = folder / "reading.md"  # the hand-written reading, included as it is
+    if reading.is_file():
+        lines += ["### Reading", "", reading.read_text(encoding="utf-8").strip(), ""]
+    lines += ["### The selection rule, committed before any new pipeline met XQuAD-R", "", f"Rule: {RULE}", "",
              f"Why it is a fair proxy: {WHY}", "", *proxy_lines(combine), "",
              "### Screening on MLQA-R validation ids (seed 0)", "", *screening_lines(folder, combine), ""]
     if selection:
