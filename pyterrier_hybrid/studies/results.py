@@ -315,11 +315,11 @@ def hardware_lines(studies: Dict[str, Dict[float, List[dict]]]) -> List[str]:
 
     def cost(logs: List[List[dict]]) -> str:
         # medians: a step that straddles a pause (a study stopped for a quiet benchmark) is not cost
-        timed = [log for log in logs if training_seconds(log) is not None]
-        if not timed:
+        seconds = [s for s in map(training_seconds, logs) if s is not None]
+        if not seconds:
             return "– | –"
-        steps = [r["seconds"] for log in timed for r in log if "loss" in r and "seconds" in r]
-        return f"{np.median(steps):.2f} | {np.mean([training_seconds(log) for log in timed]) / 60:.1f}"
+        steps = [r["seconds"] for log in logs for r in log if "loss" in r and "seconds" in r]
+        return f"{np.median(steps):.2f} | {np.mean(seconds) / 60:.1f}"
 
     return ["Where the runs trained, from the `sittings` in each `training_config.json` (recorded since 2026-12; a "
             "rerun is bit-identical only on the same device, torch version and thread count), and how long they "
