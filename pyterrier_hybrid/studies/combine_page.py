@@ -16,7 +16,7 @@ import numpy as np
 
 from .runs import max_difference
 from .stats import holm, paired_test
-from .tables import KEYS, TESTS, cell_means, headline, mean_std, signed
+from .tables import KEYS, TESTS, cell_means, headline, mean_std, reading_lines, signed
 
 PURE = ["xx", "xy", "hybrid"]
 LABEL = {"start": "zero-shot start", "xx": "X-X-mono (α = 1)", "xy": "X-Y (α = 0)", "hybrid": "hybrid (α = 0.5)"}
@@ -240,9 +240,7 @@ def combine_section(folder: Path, figures: Path, alpha_front: Dict[float, List[d
              "share; hybrid ⊕ the start at λ ∈ {0.5, 0.75}, λ the hybrid share), and evaluates every model on the full "
              "XQuAD-R protocol as encoded, with centring, and with LIR, all at 64 / 512 tokens (the start's limits). "
              "Removal statistics come from the evaluated candidates only.", ""]
-    reading = folder / "reading.md"  # the hand-written reading, included as it is
-    if reading.is_file():
-        lines += ["### Reading: which pipeline to pick", "", reading.read_text(encoding="utf-8").strip(), ""]
+    lines += reading_lines(folder, "### Reading: which pipeline to pick")
     if selection:
         reference = best_pure(selection)
         top = list(selection["scores"].items())[:8]

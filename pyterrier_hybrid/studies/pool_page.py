@@ -20,7 +20,7 @@ from .combine_page import load_pipelines, seed_mean
 from .pool import BASELINE_MODEL, REMOVALS, RULE, WHY, base_name, score
 from .runs import LOW_RESOURCE, SEEN, UNSEEN, host, training_seconds
 from .stats import holm, paired_test
-from .tables import KEYS, TESTS, cell_means, headline, mean_std, signed
+from .tables import KEYS, TESTS, cell_means, headline, mean_std, reading_lines, signed
 
 COMMAND = "python -m pyterrier_hybrid.studies.pool --model .cache/me5 --commit"
 LABEL = {"hybrid-multi": "hybrid + multi (mix 0.35 / 0.35 / 0.3, K = 3)", "multi-k3": "multi, K = 3",
@@ -259,9 +259,7 @@ def pool_section(folder: Path, combine: Path, figures: Optional[Path] = None) ->
              "λ = 0.75, and evaluates the trained and merged models as encoded and with LIR, at 64 / 512 tokens. "
              "MLQA-R's parallel ids have 2 to 4 of its 7 languages (none has all 7), so K = 4 is the widest "
              "multi-positive batch it allows.", ""]
-    reading = folder / "reading.md"  # the hand-written reading, included as it is
-    if reading.is_file():
-        lines += ["### Reading", "", reading.read_text(encoding="utf-8").strip(), ""]
+    lines += reading_lines(folder, "### Reading")
     lines += ["### The selection rule, committed before any new pipeline met XQuAD-R", "", f"Rule: {RULE}", "",
              f"Why it is a fair proxy: {WHY}", "", *proxy_lines(combine), "",
              "### Screening on MLQA-R validation ids (seed 0)", "", *screening_lines(folder, combine), ""]

@@ -20,7 +20,7 @@ from .combine_page import combine_section
 from .pool_page import pool_section
 from .runs import LOW_RESOURCE, REPO, RESULTS, SEEN, UNSEEN, host, load_run, training_seconds
 from .stats import holm, paired_test
-from .tables import DIGITS, KEYS, TESTS, cell_means, headline, mean_std, signed
+from .tables import DIGITS, KEYS, TESTS, cell_means, headline, mean_std, reading_lines, signed
 
 DOCS = RESULTS.parent
 #: the starting checkpoint's committed zero-shot reports (bf16, as the trained runs are evaluated)
@@ -376,9 +376,7 @@ def write_page(folder: Path = RESULTS / "alpha", page: Path = DOCS / "results.md
         "run's report, log, config and model card are in `docs/results/alpha/<run>/`; "
         f"`{SWEEP} --commit` trains and commits any run that is missing.", "",
     ]
-    reading = folder / "reading.md"  # the hand-written reading, included as it is
-    if reading.is_file():
-        lines += ["## Reading", "", reading.read_text(encoding="utf-8").strip(), ""]
+    lines += reading_lines(folder, "## Reading")
     lines += [
         "## Macro mAP and rank distance (mean ± std over seeds)", "", *table(by_alpha),
         *reference_rows("xquad-r"), "", *bm25_note("xquad-r"),

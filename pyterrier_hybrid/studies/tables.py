@@ -1,6 +1,7 @@
 """What the results page's sections share: the headline measures of a run, and how they are printed."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Dict, List, Sequence
 
 import numpy as np
@@ -58,3 +59,9 @@ def signed(value: float, digits: int) -> str:
     """
     text = f"{value:+.{digits}f}"
     return "+" + text[1:] if float(text) == 0 else text
+
+
+def reading_lines(folder: Path, heading: str) -> List[str]:
+    """A study's hand-written reading (``folder/reading.md``) under ``heading``, as it is; nothing when absent."""
+    reading = folder / "reading.md"
+    return [heading, "", reading.read_text(encoding="utf-8").strip(), ""] if reading.is_file() else []
