@@ -196,7 +196,7 @@ def recipes(args):
     from dataclasses import replace
 
     from pyterrier_hybrid.studies.alpha_sweep import RECIPE_FLAGS, study
-    from pyterrier_hybrid.studies.pool import OUT, PoolStudy
+    from pyterrier_hybrid.studies.pool import OUT, PoolStudy, equal_point
     from pyterrier_hybrid.studies.runs import RESULTS as STUDIES, Run, train_args
 
     settings = study("alpha", args.model)[0]
@@ -204,7 +204,7 @@ def recipes(args):
     todo = {"hybrid": ("hybrid", (), STUDIES / "alpha" / "alpha0.5-seed0")}
     todo.update({name: (sampling, flags, OUT / "trained" / f"{name}-seed0")
                  for name, (sampling, flags) in PoolStudy(args.model, Path(tempfile.gettempdir()), False).recipes().items()
-                 if not name.endswith("-eqp") and (args.recipes is None or name in args.recipes)})
+                 if equal_point(name) is None and (args.recipes is None or name in args.recipes)})
     rows = {}
     for name, (sampling, flags, committed) in todo.items():
         with tempfile.TemporaryDirectory() as tmp:  # the trained model is not kept

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from pyterrier_hybrid.studies import pool, runs
+from pyterrier_hybrid.studies.pool_page import label
 from pyterrier_hybrid.studies.runs import train_args
 
 
@@ -84,19 +85,27 @@ def test_models_are_built_on_demand(tmp_path, monkeypatch):
     assert calls[1][4] == "0.75"
 
 
-def test_equal_passage_steps(tmp_path, monkeypatch):
-    """A recipe that encodes 3× hybrid's passages per step gets a third of the steps."""
+def test_equal_passage_points(tmp_path, monkeypatch):
+    """A recipe that encodes 3× hybrid's passages per step gets a third of the steps, or a third of the batch at the
+    same steps."""
     monkeypatch.setattr(pool, "OUT", tmp_path)
     monkeypatch.setattr(pool, "hybrid_passages_per_step", lambda settings: 60.0)
     folder = tmp_path / "trained" / "multi-k3-seed0"
     folder.mkdir(parents=True)
     (folder / "train_log.jsonl").write_text("".join(json.dumps({"step": i, "loss": 1.0, "passages": 180}) + "\n"
                                                     for i in range(1, 4)) + json.dumps({"step": 3, "val_loss": 1}) + "\n")
-    assert pool.equal_passage_steps("multi-k3", runs.Recipe(model="")) == 40
+    assert pool.passage_ratio("multi-k3", runs.Recipe(model="")) == pytest.approx(1 / 3)
     (tmp_path / "selection.json").write_text(json.dumps({"selected": ["multi-k3-merged+lir"]}))
     assert pool.equal_passage_points() == ["multi-k3"]
-    settings, run = pool.PoolStudy("me5", tmp_path / "w", False).run("multi-k3-eqp", 0)
-    assert (settings.steps, settings.eval_every, run.name) == (40, 20, "multi-k3-eqp-seed0")
+    study = pool.PoolStudy("me5", tmp_path / "w", False)
+    assert [r for r in study.recipes() if pool.equal_point(r)] == ["multi-k3-eqp", "multi-k3-eqb"]
+    settings, run = study.run("multi-k3-eqp", 0)
+    assert (settings.steps, settings.batch_size, settings.eval_every, run.name) == (40, 32, 20, "multi-k3-eqp-seed0")
+    settings, run = study.run("multi-k3-eqb", 0)
+    assert (settings.steps, settings.batch_size, settings.eval_every, run.name) == (120, 11, 20, "multi-k3-eqb-seed0")
+    assert run.flags == study.run("multi-k3", 0)[1].flags
+    assert label("multi-k3-eqb-merged") == "multi, K = 3 (equal passages: smaller batch) ⊕ start, λ = 0.75"
+    assert label("multi-k3-eqp") == "multi, K = 3 (equal passages: fewer steps)"
 
 
 def test_reverse_needs_the_selection(tmp_path, monkeypatch):

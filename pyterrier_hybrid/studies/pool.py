@@ -16,7 +16,8 @@ evaluated as encoded (``none``) and with LIR (``lir``): four pipelines per recip
 Screening and selection (:data:`RULE`) use seed 0 and MLQA-R's held-out validation ids only. The choice is written
 to ``docs/results/pool/selection.json`` and committed before any new pipeline meets XQuAD-R. Then the selected
 recipes (at most two) train seeds 1 and 2, every seed's four pipelines meet XQuAD-R, a selected recipe that encodes
-more passages per step than hybrid is also trained once at equal encoded passages (fewer steps), and the other
+more passages per step than hybrid is also trained once at equal encoded passages (fewer steps, and a smaller batch
+at the same steps), and the other
 recipes' seed-0 pipelines meet XQuAD-R for the Pareto figure. ``--direction reverse`` trains the selected recipes
 on XQuAD-R (seed 0) and tests on MLQA-R.
 
@@ -60,6 +61,9 @@ SCREEN: Dict[str, Tuple[str, Tuple[str, ...]]] = {
 }
 #: today's selected pipeline (the merging study's: hybrid α = 0.5 ⊕ start at λ = 0.75, as encoded), and its model
 BASELINE, BASELINE_MODEL = "merge-hybrid0.75-start+none", "merge-hybrid0.75-start"
+#: a costlier selected recipe's points at hybrid's encoded passages, by name suffix: the Recipe field scaled down.
+#: Fewer steps also means fewer updates, so the smaller batch at equal steps is the second control.
+EQUAL_PASSAGES = {"-eqp": "steps", "-eqb": "batch_size"}
 FLOOR = 0.005
 RULE = (f"score = mean of four relative changes against today's selected pipeline ({BASELINE}) on MLQA-R's held-out "
         "validation ids (--holdout 0.1), seed 0: Mo., Cr. and Mul. mAP (x / baseline - 1) and rank distance "
@@ -75,6 +79,14 @@ WHY = ("The target is all four measures at once, so the rule scores all four, on
 def merged(recipe: str) -> str:
     """The recipe name of a model merged with the start."""
     return f"{recipe}-merged"
+
+
+def equal_point(recipe: str) -> Optional[Tuple[str, str]]:
+    """``(training recipe, scaled Recipe field)`` of an equal-passages point, None for any other recipe."""
+    for suffix, field in EQUAL_PASSAGES.items():
+        if recipe.endswith(suffix):
+            return recipe[:-len(suffix)], field
+    return None
 
 
 def base_name(model_recipe: str) -> str:
@@ -133,16 +145,20 @@ class PoolStudy:
         if beta is not None:
             found["both"] = ("mix", ("--mix", MIX, "--positive-langs", "3", "--align-weight", f"{beta:g}"))
         for recipe in equal_passage_points():
-            found[f"{recipe}-eqp"] = found[recipe]
+            found.update({recipe + suffix: found[recipe] for suffix in EQUAL_PASSAGES})
         return found
 
     def run(self, recipe: str, seed: int) -> Tuple[Recipe, Run]:
-        """The study recipe and run of one training recipe and seed (an ``-eqp`` recipe trains fewer steps)."""
+        """The study recipe and run of one training recipe and seed (an equal-passages point scales its steps or
+        its batch size down)."""
         sampling, flags = self.recipes()[recipe]
         settings = self.recipe
-        if recipe.endswith("-eqp"):
-            steps = equal_passage_steps(recipe[:-len("-eqp")], self.recipe)
-            settings = replace(settings, steps=steps, eval_every=min(settings.eval_every, steps))
+        point = equal_point(recipe)
+        if point is not None:
+            trained, field = point
+            value = max(1, round(getattr(settings, field) * passage_ratio(trained, settings)))
+            settings = replace(settings, **{field: value})
+            settings = replace(settings, eval_every=min(settings.eval_every, settings.steps))
         return settings, Run(f"{recipe}-seed{seed}", sampling, 0.5, seed, RECIPE_FLAGS + flags)
 
     # models -----------------------------------------------------------------------------------------------------
@@ -221,11 +237,11 @@ class PoolStudy:
             for seed in SEEDS:
                 self.pipelines(recipe, seed, self.test, None, self.out / self.test)
         for recipe in equal_passage_points():
-            eqp = f"{recipe}-eqp"
-            self.pipelines(eqp, 0, "mlqa-r", Recipe.val_fraction, OUT / "validation")
-            self.pipelines(eqp, 0, self.test, None, self.out / self.test)
+            for point in (recipe + suffix for suffix in EQUAL_PASSAGES):
+                self.pipelines(point, 0, "mlqa-r", Recipe.val_fraction, OUT / "validation")
+                self.pipelines(point, 0, self.test, None, self.out / self.test)
         for recipe in self.recipes():
-            if recipe not in selected and not recipe.endswith("-eqp"):
+            if recipe not in selected and equal_point(recipe) is None:
                 self.pipelines(recipe, 0, self.test, None, self.out / self.test)
 
     def backward(self) -> None:
@@ -275,19 +291,20 @@ def hybrid_passages_per_step(settings: Recipe) -> float:
 
 
 def equal_passage_points() -> List[str]:
-    """The selected recipes that encode over 10% more passages per step than hybrid: each gets a point at equal
+    """The selected recipes that encode over 10% more passages per step than hybrid: each gets the points at equal
     encoded passages."""
     selection = OUT / "selection.json"
     if not selection.is_file():
         return []
     chosen = dict.fromkeys(base_name(p.split("+")[0]) for p in json.loads(selection.read_text())["selected"])
-    return [r for r in chosen if equal_passage_steps(r, Recipe(model="")) < 0.9 * Recipe.steps]
+    return [r for r in chosen if passage_ratio(r, Recipe(model="")) < 0.9]
 
 
-def equal_passage_steps(recipe: str, settings: Recipe) -> int:
-    """Steps at which ``recipe`` (seed 0, as committed) encodes as many passages as hybrid in ``settings.steps``."""
+def passage_ratio(recipe: str, settings: Recipe) -> float:
+    """Hybrid's passages per step over ``recipe``'s (seed 0, as committed): the share of steps, or of the batch, at
+    which it encodes as many passages as hybrid."""
     log = [json.loads(line) for line in (OUT / "trained" / f"{recipe}-seed0" / "train_log.jsonl").read_text().splitlines()]
-    return max(1, round(settings.steps * hybrid_passages_per_step(settings) / passages_per_step(log)))
+    return hybrid_passages_per_step(settings) / passages_per_step(log)
 
 
 def main() -> None:

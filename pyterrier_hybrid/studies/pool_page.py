@@ -17,7 +17,7 @@ import numpy as np
 from ..evaluation.reference import PAPER
 from ..evaluation.report import seen_unseen, seen_unseen_rows
 from .combine_page import load_pipelines, seed_mean
-from .pool import BASELINE_MODEL, REMOVALS, RULE, WHY, base_name, score
+from .pool import BASELINE_MODEL, REMOVALS, RULE, WHY, base_name, equal_point, score
 from .runs import LOW_RESOURCE, SEEN, UNSEEN, host, training_seconds
 from .stats import holm, paired_test
 from .tables import KEYS, TESTS, cell_means, headline, mean_std, reading_lines, signed
@@ -28,16 +28,18 @@ LABEL = {"hybrid-multi": "hybrid + multi (mix 0.35 / 0.35 / 0.3, K = 3)", "multi
          "merge-hybrid0.75-start": "hybrid α = 0.5 ⊕ start, λ = 0.75 (today's selected)",
          "hybrid": "hybrid α = 0.5"}
 REMOVAL = {"none": "as encoded", "lir": "LIR"}
+EQUAL_LABEL = {"steps": "fewer steps", "batch_size": "smaller batch"}
 
 
 def label(model_recipe: str) -> str:
     """``hybrid + 0.5 × alignment ⊕ start`` for ``hybrid-align0.5-merged``."""
     base = base_name(model_recipe)
-    eqp = base.endswith("-eqp")
-    base = base[:-len("-eqp")] if eqp else base
+    point = equal_point(base)
+    base = point[0] if point else base
     text = LABEL.get(base) or (f"hybrid + {base[len('hybrid-align'):]} × alignment" if base.startswith("hybrid-align")
                                else base)
-    return text + (" (equal passages)" if eqp else "") + (" ⊕ start, λ = 0.75" if model_recipe.endswith("-merged") else "")
+    text += f" (equal passages: {EQUAL_LABEL[point[1]]})" if point else ""
+    return text + (" ⊕ start, λ = 0.75" if model_recipe.endswith("-merged") else "")
 
 
 def fmt(h: Dict[str, float]) -> str:
