@@ -17,8 +17,8 @@ Screening and selection (:data:`RULE`) use seed 0 and MLQA-R's held-out validati
 to ``docs/results/pool/selection.json`` and committed before any new pipeline meets XQuAD-R. Then the selected
 recipes (at most two) train seeds 1 and 2, every seed's four pipelines meet XQuAD-R, a selected recipe that encodes
 more passages per step than hybrid is also trained twice at hybrid's encoded passages (fewer steps; a smaller batch
-at the same steps), and the other recipes' seed-0 pipelines meet XQuAD-R for the Pareto figure. ``--direction reverse`` trains the selected recipes
-on XQuAD-R (seed 0) and tests on MLQA-R.
+at the same steps), and the other recipes' seed-0 pipelines meet XQuAD-R for the Pareto figure.
+``--direction reverse`` trains the selected recipes on XQuAD-R (seed 0) and tests on MLQA-R.
 
 Finished artifacts (``docs/results/pool/``) are skipped, so the study resumes in any later sitting.
 
