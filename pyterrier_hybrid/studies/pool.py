@@ -20,10 +20,16 @@ more passages per step than hybrid is also trained twice at hybrid's encoded pas
 at the same steps), and the other recipes' seed-0 pipelines meet XQuAD-R for the Pareto figure.
 ``--direction reverse`` trains the selected recipes on XQuAD-R (seed 0) and tests on MLQA-R.
 
+Precision: the study trains under bf16 autocast and encodes in bf16, fast only on a CPU with AVX512-BF16 or AMX, or
+on CUDA. ``--precision fp32`` (what ``auto`` picks on any other host) writes to ``docs/results/pool-fp32/`` instead:
+no screening (the committed bf16 selection stands), the selected recipes beside their own fp32 baseline, hybrid
+α = 0.5 (trained and merged with the start), seed by seed. No table or test compares across the two precisions.
+
 Finished artifacts (``docs/results/pool/``) are skipped, so the study resumes in any later sitting.
 
     python -m pyterrier_hybrid.studies.pool --model .cache/me5 --commit
     python -m pyterrier_hybrid.studies.pool --model .cache/me5 --commit --direction reverse
+    python -m pyterrier_hybrid.studies.pool --model .cache/me5 --commit --precision fp32
 """
 from __future__ import annotations
 
@@ -39,7 +45,7 @@ import numpy as np
 
 from ..model.model_dir import CARD, TRAINING_CONFIG
 from ..training.checkpoint import state_path
-from .alpha_sweep import RECIPE_FLAGS, study
+from .alpha_sweep import PRECISIONS, folder, resolve_precision, study
 from .combine import OUT as COMBINE, evaluate_pipelines
 from .runs import REPO, RESULTS, Recipe, Run, cli, git_commit, train_args, use_shared_data, write_json
 from .tables import KEYS, headline
@@ -58,6 +64,8 @@ SCREEN: Dict[str, Tuple[str, Tuple[str, ...]]] = {
     "multi-k3": ("multi", ("--positive-langs", "3")),
     "multi-k4": ("multi", ("--positive-langs", "4")),  # MLQA-R ids have at most 4 languages
 }
+#: the fp32 baseline's training recipe (bf16 has the merging study's runs instead)
+HYBRID = "hybrid"
 #: today's selected pipeline (the merging study's: hybrid α = 0.5 ⊕ start at λ = 0.75, as encoded), and its model
 BASELINE, BASELINE_MODEL = "merge-hybrid0.75-start+none", "merge-hybrid0.75-start"
 #: a costlier selected recipe's points at hybrid's encoded passages, by name suffix: the Recipe field scaled down.
@@ -124,13 +132,18 @@ class PoolStudy:
         work: models and vector caches (not committed).
         commit: git-commit each artifact folder as it is written.
         direction: ``"forward"`` (train on MLQA-R, test on XQuAD-R) or ``"reverse"``.
+        precision: ``"bf16"`` (the study) or ``"fp32"`` (the selected recipes against fp32 baselines, elsewhere).
     """
 
-    def __init__(self, model: str, work: Path, commit: bool, direction: str = "forward"):
+    def __init__(self, model: str, work: Path, commit: bool, direction: str = "forward", precision: str = "bf16"):
         self.reverse = direction == "reverse"
-        self.recipe: Recipe = study("reverse" if self.reverse else "alpha", model)[0]
+        self.fp32 = precision == "fp32"
+        self.recipe: Recipe = study("reverse" if self.reverse else "alpha", model, precision)[0]
+        self.flags = PRECISIONS[precision][0]
         self.test = "mlqa-r" if self.reverse else "xquad-r"
-        self.out = OUT / "reverse" if self.reverse else OUT
+        root = folder("pool", precision)
+        self.out = root / "reverse" if self.reverse else root
+        work = work.parent / (work.name + PRECISIONS[precision][2])
         self.work = work / direction if self.reverse else work
         self.start = Path(model)
         self.commit = commit
@@ -139,7 +152,7 @@ class PoolStudy:
     def recipes(self) -> Dict[str, Tuple[str, Tuple[str, ...]]]:
         """Every training recipe known so far: the screened ones, ``both`` once its β is known, and the
         equal-passages points of the selected ones."""
-        found = dict(SCREEN)
+        found = {HYBRID: ("hybrid", ()), **SCREEN} if self.fp32 else dict(SCREEN)
         beta = best_beta()
         if beta is not None:
             found["both"] = ("mix", ("--mix", MIX, "--positive-langs", "3", "--align-weight", f"{beta:g}"))
@@ -158,7 +171,7 @@ class PoolStudy:
             value = max(1, round(getattr(settings, field) * passage_ratio(trained, settings)))
             settings = replace(settings, **{field: value})
             settings = replace(settings, eval_every=min(settings.eval_every, settings.steps))
-        return settings, Run(f"{recipe}-seed{seed}", sampling, 0.5, seed, RECIPE_FLAGS + flags)
+        return settings, Run(f"{recipe}-seed{seed}", sampling, 0.5, seed, tuple(self.flags) + flags)
 
     # models -----------------------------------------------------------------------------------------------------
     def path(self, name: str) -> Path:
@@ -229,7 +242,13 @@ class PoolStudy:
         return choice
 
     def forward(self) -> None:
-        """Screen, select, then the test protocol: selected recipes on every seed, then the rest on seed 0."""
+        """Screen, select, then the test protocol: selected recipes on every seed, then the rest on seed 0
+        (in fp32: the selected recipes and their baseline, seed by seed)."""
+        if self.fp32:
+            for seed in SEEDS:
+                for recipe in self.compared():
+                    self.pipelines(recipe, seed, self.test, None, self.out / self.test)
+            return
         selected = [base_name(p.split("+")[0]) for p in self.screen()["selected"]]
         print(f"selected: {selected or 'none'}", flush=True)
         for recipe in selected:
@@ -243,13 +262,18 @@ class PoolStudy:
             if recipe not in selected and equal_point(recipe) is None:
                 self.pipelines(recipe, 0, self.test, None, self.out / self.test)
 
-    def backward(self) -> None:
-        """The reverse direction: the selected recipes trained on XQuAD-R, seed 0, tested on MLQA-R."""
+    def compared(self) -> List[str]:
+        """The selected training recipes (in fp32 after their baseline), from the committed bf16 selection."""
         selection = OUT / "selection.json"
         if not selection.is_file():
-            raise SystemExit("--direction reverse tests the recipes selected on MLQA-R validation ids: run the "
-                             "forward direction's screening first (it writes docs/results/pool/selection.json)")
-        for recipe in dict.fromkeys(base_name(p.split("+")[0]) for p in json.loads(selection.read_text())["selected"]):
+            raise SystemExit("the reverse direction and fp32 test the recipes selected on MLQA-R validation ids: run "
+                             "the forward direction's screening in bf16 first (it writes docs/results/pool/selection.json)")
+        chosen = [base_name(p.split("+")[0]) for p in json.loads(selection.read_text())["selected"]]
+        return list(dict.fromkeys(([HYBRID] if self.fp32 else []) + chosen))
+
+    def backward(self) -> None:
+        """The reverse direction: the selected recipes trained on XQuAD-R, seed 0, tested on MLQA-R."""
+        for recipe in self.compared():
             self.pipelines(recipe, 0, self.test, None, self.out / self.test)
 
 
@@ -315,9 +339,17 @@ def main() -> None:
                         "on XQuAD-R, tested on MLQA-R (seed 0)")
     p.add_argument("--screen-only", action="store_true", help="stop after the selection is committed")
     p.add_argument("--commit", action="store_true", help="git-commit each artifact folder as it is written")
+    p.add_argument("--precision", choices=["auto", *PRECISIONS], default="auto",
+                   help="bf16 (the study; needs AVX512-BF16/AMX or CUDA) or fp32 (any CPU: the selected recipes "
+                        "against fp32 baselines, in docs/results/pool-fp32); auto: bf16 where it is fast, else fp32")
     args = p.parse_args()
+    precision = resolve_precision(args.precision)
+    if args.screen_only and precision == "fp32":
+        p.error("--screen-only: the screening runs in bf16 only (fp32 tests the committed selection); "
+                "use --precision bf16 on a host with native bf16")
+    print(f"precision: {precision}", flush=True)
     use_shared_data()
-    pool = PoolStudy(args.model, Path(args.work), args.commit, args.direction)
+    pool = PoolStudy(args.model, Path(args.work), args.commit, args.direction, precision)
     if args.direction == "reverse":
         pool.backward()
     elif args.screen_only:
