@@ -117,6 +117,36 @@ def test_reverse_needs_the_selection(tmp_path, monkeypatch):
 
 
 
+def test_fp32_runs_the_selected_recipes_beside_their_own_baseline_seed_by_seed(tmp_path, monkeypatch):
+    """Without fast bf16: no screening, no bf16 flag, fp32 encoding, its own folders, hybrid α = 0.5 first."""
+    monkeypatch.setattr(pool, "OUT", tmp_path / "pool")
+    study = pool.PoolStudy("me5", tmp_path / "runs" / "pool", False, precision="fp32")
+    with pytest.raises(SystemExit, match="selection.json"):
+        study.forward()
+    (tmp_path / "pool").mkdir()
+    (tmp_path / "pool" / "selection.json").write_text(json.dumps({"selected": ["multi-k4-merged+none",
+                                                                               "hybrid-align1-merged+lir"]}))
+    assert study.out.name == "pool-fp32" and study.work == tmp_path / "runs" / "pool-fp32"
+    assert study.recipe.eval_dtype == "float32" and study.compared() == ["hybrid", "multi-k4", "hybrid-align1"]
+    for recipe in study.compared():
+        args = train_args(*study.run(recipe, 1), tmp_path / "m")
+        assert "bf16" not in args and "--amp" not in args and "--freeze-embeddings" in args
+        assert args[args.index("--seed") + 1] == "1"
+    args = train_args(*study.run("hybrid", 0), tmp_path / "m")
+    assert args[args.index("--sampling") + 1] == "hybrid" and args[args.index("--alpha") + 1] == "0.5"
+    assert "--align-weight" not in args and "--positive-langs" not in args
+    calls = []
+    monkeypatch.setattr(study, "pipelines", lambda recipe, seed, dataset, holdout, folder:
+                        calls.append((recipe, seed, dataset, holdout, folder.parent.name)))
+    monkeypatch.setattr(study, "screen", lambda: pytest.fail("fp32 must not screen"))
+    study.forward()
+    assert calls[:4] == [("hybrid", 0, "xquad-r", None, "pool-fp32"), ("multi-k4", 0, "xquad-r", None, "pool-fp32"),
+                         ("hybrid-align1", 0, "xquad-r", None, "pool-fp32"), ("hybrid", 1, "xquad-r", None, "pool-fp32")]
+    assert len(calls) == 9
+    reverse = pool.PoolStudy("me5", tmp_path / "runs" / "pool", False, "reverse", "fp32")
+    assert reverse.out == study.out / "reverse" and reverse.compared()[0] == "hybrid"
+
+
 def protocol_report(mo, cr, mul, rd):
     """A full report whose every Mo. cell is ``mo``, Cr. cell ``cr``, Mul. pool ``mul`` and rank distance ``rd``."""
     langs = ["de", "en"]
@@ -224,3 +254,33 @@ def test_the_page_section_splits_languages_draws_the_front_and_reports_the_rever
     # the reverse direction: the new run beside the merging study's reverse baseline
     assert "| hybrid + 1 × alignment | as encoded | 1 | 0.680 | 0.500 | 0.360 | 300.0 |" in text
     assert "| hybrid α = 0.5 ⊕ start, λ = 0.75 (today's selected) | as encoded | 1 | 0.700 | 0.500 | 0.500 | 300.0 |" in text
+
+
+def test_the_fp32_section_compares_the_selected_pipeline_with_its_fp32_baseline_only(tmp_path):
+    from pyterrier_hybrid.studies.pool_page import pool_section
+
+    combine, folder = tmp_path / "combine", tmp_path / "pool"
+    write(folder / "selection.json", {"selected": ["multi-k4-merged+none"]})
+    assert "In fp32" not in "\n".join(pool_section(folder, combine))  # nothing run in fp32: no section
+    fp32 = tmp_path / "pool-fp32"
+    for seed in (0, 1):
+        for removal, rd in (("none", 330.0), ("lir", 310.0)):
+            write(fp32 / "xquad-r" / f"hybrid-merged-seed{seed}" / f"{removal}.json",
+                  protocol_report(0.79, 0.69, 0.57, rd))
+        write(fp32 / "xquad-r" / f"multi-k4-merged-seed{seed}" / "none.json", protocol_report(0.80, 0.70, 0.60, 320.0))
+    run = fp32 / "trained" / "multi-k4-seed0"
+    run.mkdir(parents=True)
+    (run / "train_log.jsonl").write_text("".join(json.dumps({"step": i, "loss": 1.0, "kind": "multi", "passages": 250,
+                                                             "seconds": 40.0}) + "\n" for i in (1, 2)))
+    write(run / "training_config.json", {"sittings": [{"device": "cpu", "cpu": "AMD EPYC", "native_bf16": False}]})
+    text = "\n".join(pool_section(folder, combine))
+    section = text[text.index("### In fp32"):]
+    assert "| multi, K = 4 ⊕ start, λ = 0.75 | as encoded | 2 | 0.800 ± 0.000 | 0.700 ± 0.000 | 0.600 ± 0.000 | " \
+           "320.0 ± 0.0 |" in section
+    assert "| hybrid α = 0.5 ⊕ start, λ = 0.75 | LIR | 2 | 0.790 ± 0.000 |" in section
+    # every setting of both seeds better than the fp32 baseline as encoded; rank distance worse than its LIR
+    head = "| multi, K = 4 ⊕ start, λ = 0.75, as encoded vs hybrid α = 0.5 ⊕ start, λ = 0.75 (fp32), "
+    assert section.count(head) == 2 and section.count("| seeds 0, 1 | 2 / 0,") == 2
+    assert "0 / 2, p = " in section
+    assert "| multi-k4-seed0 | 2 | 250.0 | 40.00 | 1.3 | cpu (AMD EPYC), bf16 emulated |" in section
+    assert "(today's selected)" not in section  # the bf16 baseline is never in the fp32 comparison

@@ -45,7 +45,7 @@ import numpy as np
 
 from ..model.model_dir import CARD, TRAINING_CONFIG
 from ..training.checkpoint import state_path
-from .alpha_sweep import PRECISIONS, folder, resolve_precision, study
+from .alpha_sweep import PRECISIONS, resolve_precision, study
 from .combine import OUT as COMBINE, evaluate_pipelines
 from .runs import REPO, RESULTS, Recipe, Run, cli, git_commit, train_args, use_shared_data, write_json
 from .tables import KEYS, headline
@@ -141,7 +141,7 @@ class PoolStudy:
         self.recipe: Recipe = study("reverse" if self.reverse else "alpha", model, precision)[0]
         self.flags = PRECISIONS[precision][0]
         self.test = "mlqa-r" if self.reverse else "xquad-r"
-        root = folder("pool", precision)
+        root = OUT.parent / (OUT.name + PRECISIONS[precision][2])
         self.out = root / "reverse" if self.reverse else root
         work = work.parent / (work.name + PRECISIONS[precision][2])
         self.work = work / direction if self.reverse else work
@@ -151,12 +151,12 @@ class PoolStudy:
     # recipes ----------------------------------------------------------------------------------------------------
     def recipes(self) -> Dict[str, Tuple[str, Tuple[str, ...]]]:
         """Every training recipe known so far: the screened ones, ``both`` once its β is known, and the
-        equal-passages points of the selected ones."""
+        equal-passages points of the selected ones (in fp32: the baseline instead of those points)."""
         found = {HYBRID: ("hybrid", ()), **SCREEN} if self.fp32 else dict(SCREEN)
         beta = best_beta()
         if beta is not None:
             found["both"] = ("mix", ("--mix", MIX, "--positive-langs", "3", "--align-weight", f"{beta:g}"))
-        for recipe in equal_passage_points():
+        for recipe in [] if self.fp32 else equal_passage_points():
             found.update({recipe + suffix: found[recipe] for suffix in EQUAL_PASSAGES})
         return found
 

@@ -17,7 +17,7 @@ import numpy as np
 from ..evaluation.reference import PAPER
 from ..evaluation.report import seen_unseen, seen_unseen_rows
 from .combine_page import load_pipelines, seed_mean
-from .pool import BASELINE_MODEL, REMOVALS, RULE, WHY, base_name, equal_point, score
+from .pool import BASELINE_MODEL, HYBRID, REMOVALS, RULE, WHY, base_name, equal_point, merged, score
 from .runs import LOW_RESOURCE, SEEN, UNSEEN, host, training_seconds
 from .stats import holm, paired_test
 from .tables import KEYS, TESTS, cell_means, headline, mean_std, reading_lines, signed
@@ -120,8 +120,9 @@ def xquad_lines(folder: Path, combine: Path, selection: dict) -> List[str]:
     return lines
 
 
-def paired(a: List[dict], b: List[dict], name: str) -> List[str]:
-    """Wilcoxon signed-rank on settings averaged over the seeds both have; Holm over the four measures."""
+def paired(a: List[dict], b: List[dict], name: str, who: str = "selected") -> List[str]:
+    """Wilcoxon signed-rank of ``who`` against ``name`` on settings averaged over the seeds both have; Holm over the
+    four measures."""
     seed = lambda r: r["model"].rsplit("-seed", 1)[-1]  # noqa: E731
     seeds = sorted({seed(r) for r in a} & {seed(r) for r in b})
     if not seeds:
@@ -129,7 +130,7 @@ def paired(a: List[dict], b: List[dict], name: str) -> List[str]:
     ma, mb = cell_means([r for r in a if seed(r) in seeds]), cell_means([r for r in b if seed(r) in seeds])
     found = [paired_test(ma[key], mb[key], better) for key, _, _, better in TESTS]
     adjusted = holm([f[2] for f in found])
-    return [f"| selected vs {name} | " + " | ".join(f"{lab} ({len(ma[key])} {what})" for key, lab, what, _ in TESTS)
+    return [f"| {who} vs {name} | " + " | ".join(f"{lab} ({len(ma[key])} {what})" for key, lab, what, _ in TESTS)
             + " |", "|---" * (len(TESTS) + 1) + "|",
             f"| seeds {', '.join(seeds)} | " + " | ".join(f"{u} / {d}, p = {p:.2g} (Holm {q:.2g})"
                                                          for (u, d, p), q in zip(found, adjusted)) + " |"]
@@ -229,6 +230,25 @@ def reverse_lines(folder: Path, combine: Path) -> List[str]:
             "pipeline. Nothing is selected here.", "", *rows]
 
 
+def fp32_lines(folder: Path, selection: dict) -> List[str]:
+    """The selected recipes against their own fp32 baseline (``--precision fp32``, on hosts without fast bf16)."""
+    pipes = load_pipelines(folder / "xquad-r")
+    if not pipes:
+        return []
+    base = f"{label(merged(HYBRID))} (fp32)"
+    lines = ["### In fp32, on hosts without fast bf16", "",
+             f"`{COMMAND} --precision fp32` trains the selected recipes and their baseline, hybrid α = 0.5, in fp32 "
+             "on the same seeds (the committed bf16 selection stands; nothing is screened again), merges each with "
+             "the start at λ = 0.75 and encodes in fp32, into `docs/results/pool-fp32/`. These rows are compared "
+             "only with each other, never with the bf16 rows above.", "", *pipeline_rows(pipes), ""]
+    for pipeline in selection.get("selected") or []:
+        recipe, removal = pipeline.split("+")
+        for ref in REMOVALS:
+            lines += paired(pipes.get((recipe, removal), []), pipes.get((merged(HYBRID), ref), []),
+                            f"{base}, {REMOVAL[ref]}", f"{label(recipe)}, {REMOVAL[removal]}") + [""]
+    return lines + ["Cost in fp32 (training only):", "", *cost_lines(folder)]
+
+
 def proxy_lines(combine: Path) -> List[str]:
     """How well the validation ids predict XQuAD-R: Spearman over the merging study's seed-0 pipelines."""
     from scipy.stats import spearmanr
@@ -284,4 +304,4 @@ def pool_section(folder: Path, combine: Path, figures: Optional[Path] = None) ->
     if languages:
         lines += ["### Seen, unseen and lower-resource languages", "", *languages, ""]
     lines += ["### The reverse direction: train on XQuAD-R, test on MLQA-R", "", *reverse_lines(folder, combine), ""]
-    return lines
+    return lines + fp32_lines(folder.parent / f"{folder.name}-fp32", selection)
