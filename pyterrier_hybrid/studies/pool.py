@@ -213,9 +213,10 @@ class PoolStudy:
         return reports
 
     def pipelines(self, recipe: str, seed: int, dataset: str, holdout: Optional[float], folder: Path) -> Dict[str, dict]:
-        """The four pipelines of one recipe and seed, by ``model recipe+removal``."""
+        """The four pipelines of one recipe and seed, by ``model recipe+removal`` (the merged model's first: both
+        selected pipelines are merged ones, so a sitting cut short keeps those)."""
         found = {}
-        for model in (recipe, merged(recipe)):
+        for model in (merged(recipe), recipe):
             for removal, report in self.evaluate(f"{model}-seed{seed}", dataset, holdout, folder).items():
                 found[f"{model}+{removal}"] = report
         return found

@@ -3,7 +3,8 @@
 Reads ``docs/results/pool/``: ``validation/<model>/<removal>.json`` (the screening, seed 0, MLQA-R validation ids),
 ``selection.json`` (committed before any new pipeline met XQuAD-R), ``trained/<run>/`` (training logs and configs:
 cost), ``xquad-r/<model>/<removal>.json``, ``reverse/mlqa-r/`` and ``reading.md`` (the hand-written reading, first
-in the section). The baseline's reports, the batch-mixing front and the merging study's points come from the merging
+in the section), and ``docs/results/pool-fp32/`` (``--precision fp32``: its own baseline, in its own subsection).
+The bf16 baseline's reports, the batch-mixing front and the merging study's points come from the merging
 study (``docs/results/combine/``).
 """
 from __future__ import annotations
