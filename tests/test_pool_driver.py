@@ -188,7 +188,7 @@ def test_the_page_section_screens_costs_and_judges(tmp_path):
     assert "| hybrid + 0.5 × alignment | as encoded | 0.600 | 0.500 | 0.400 | 400.0 | +0.0625 | yes |" in text
     assert "| hybrid + 0.5 × alignment ⊕ start, λ = 0.75 | LIR | 0.580 | 0.500 | 0.400 | 300.0 | +0.1583 | no |" in text
     # per kind, its steps x its median: 3 x 6 s + 1 x 12 s = 30 s, 7.50 s a step (one median of all would say 6)
-    assert "| hybrid-align0.5-seed0 | 4 | 92.5 | 7.50 | 0.5 | cpu (AMD EPYC), bf16 native |" in text
+    assert "| hybrid-align0.5-seed0 | 4 | 92.5 | 7.50 | 0.5 | cpu (AMD EPYC), native bf16 |" in text
     assert "| hybrid + 0.5 × alignment | as encoded | 2 | 0.810 ± 0.000 | 0.710 ± 0.000 | 0.600 ± 0.000 | 279.5 ± 0.7 |" in text
     # against the paper's XLM-R hybrid (0.798 / 0.705 / 0.593 / 286.6): all four met, but only on 2 seeds
     assert "Mo. 0.810 (+0.012 against the paper's XLM-R hybrid)" in text
@@ -262,7 +262,7 @@ def test_the_fp32_section_compares_the_selected_pipeline_with_its_fp32_baseline_
     from pyterrier_hybrid.studies.pool_page import pool_section
 
     combine, folder = tmp_path / "combine", tmp_path / "pool"
-    write(folder / "selection.json", {"selected": ["multi-k4-merged+none"]})
+    write(folder / "selection.json", {"selected": ["multi-k4-merged+none", "hybrid-align1-merged+none"]})
     assert "In fp32" not in "\n".join(pool_section(folder, combine))  # nothing run in fp32: no section
     fp32 = tmp_path / "pool-fp32"
     for seed in (0, 1):
@@ -284,5 +284,7 @@ def test_the_fp32_section_compares_the_selected_pipeline_with_its_fp32_baseline_
     head = "| multi, K = 4 ⊕ start, λ = 0.75, as encoded vs hybrid α = 0.5 ⊕ start, λ = 0.75 (fp32), "
     assert section.count(head) == 2 and section.count("| seeds 0, 1 | 2 / 0,") == 2
     assert "0 / 2, p = " in section
-    assert "| multi-k4-seed0 | 2 | 250.0 | 40.00 | 1.3 | cpu (AMD EPYC), bf16 emulated |" in section
+    assert "| multi-k4-seed0 | 2 | 250.0 | 40.00 | 1.3 | cpu (AMD EPYC), no native bf16 |" in section
     assert "(today's selected)" not in section  # the bf16 baseline is never in the fp32 comparison
+    assert "hybrid + 1 × alignment ⊕ start, λ = 0.75, as encoded: not yet run in fp32." in section
+    assert "No paired test" not in section

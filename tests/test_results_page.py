@@ -241,9 +241,9 @@ def test_hardware_lines_group_runs_by_where_they_trained():
     # the two recorded CPU runs pool their steps: the median of 100 x 3 s and 40 each of 4, 5, 6 s is 4 s; each run
     # costs its steps x its own median: 100 x 3 s = 5 min and 120 x 5 s = 10 min, 7.5 on average
     assert rows == ["| budget | not recorded | 1 | – | – |",
-                    "| budget | cpu (AMD EPYC), torch 2.13.0, 2 threads, bf16 native | 2 | 4.00 | 7.5 |",
-                    "| budget | from step 0: cpu (AMD EPYC), torch 2.13.0, 2 threads, bf16 native; from step 80: "
-                    "NVIDIA H200, torch 2.11.0, 16 threads, bf16 emulated | 1 | 1.00 | 1.0 |"]
+                    "| budget | cpu (AMD EPYC), torch 2.13.0, 2 threads, native bf16 | 2 | 4.00 | 7.5 |",
+                    "| budget | from step 0: cpu (AMD EPYC), torch 2.13.0, 2 threads, native bf16; from step 80: "
+                    "NVIDIA H200, torch 2.11.0, 16 threads, no native bf16 | 1 | 1.00 | 1.0 |"]
 
 
 def test_fp32_studies_have_their_own_section_and_baselines(tmp_path):

@@ -75,7 +75,7 @@ def cost_lines(folder: Path) -> List[str]:
         log = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
         steps = [r for r in log if "loss" in r]
         config = json.loads((run / "training_config.json").read_text())
-        hosts = sorted({f"{host(s)}, bf16 {'native' if s['native_bf16'] else 'emulated'}"
+        hosts = sorted({f"{host(s)}, {'' if s['native_bf16'] else 'no '}native bf16"
                         for s in config.get("sittings", [])})
         seconds = training_seconds(log)
         lines.append(f"| {run.name} | {len(steps)} | {np.mean([r['passages'] for r in steps]):.1f} | "
@@ -244,10 +244,13 @@ def fp32_lines(folder: Path, selection: dict) -> List[str]:
              "only with each other, never with the bf16 rows above.", "", *pipeline_rows(pipes), ""]
     for pipeline in selection.get("selected") or []:
         recipe, removal = pipeline.split("+")
+        if not pipes.get((recipe, removal)):
+            lines += [f"{label(recipe)}, {REMOVAL[removal]}: not yet run in fp32.", ""]
+            continue
         for ref in REMOVALS:
-            lines += paired(pipes.get((recipe, removal), []), pipes.get((merged(HYBRID), ref), []),
+            lines += paired(pipes[(recipe, removal)], pipes.get((merged(HYBRID), ref), []),
                             f"{base}, {REMOVAL[ref]}", f"{label(recipe)}, {REMOVAL[removal]}") + [""]
-    return lines + ["Cost in fp32 (training only):", "", *cost_lines(folder)]
+    return lines + ["Cost in fp32 (training only):", "", *cost_lines(folder), ""]
 
 
 def proxy_lines(combine: Path) -> List[str]:

@@ -300,8 +300,8 @@ def hardware_lines(studies: Dict[str, Dict[float, List[dict]]]) -> List[str]:
     """Where each study's runs trained, from the ``sittings`` of their configs (runs made before they were
     recorded have none)."""
     def where(sittings: List[dict]) -> str:
-        said = [f"{host(s)}, torch {s['torch']}, {s['threads']} threads, bf16 "
-                f"{'native' if s['native_bf16'] else 'emulated'}" for s in sittings]
+        said = [f"{host(s)}, torch {s['torch']}, {s['threads']} threads, {'' if s['native_bf16'] else 'no '}native bf16"
+                for s in sittings]
         if len(said) > 1:
             said = [f"from step {s['from_step']}: {w}" for s, w in zip(sittings, said)]
         return "; ".join(said)
