@@ -265,8 +265,8 @@ class PoolStudy:
 
     def compared(self) -> List[str]:
         """The selected training recipes, from the committed bf16 selection. In fp32, where a step costs several
-        times bf16's, the baseline comes first and then the cheaper recipe (more passages per step hybrid's share),
-        so that a sitting cut short still lands whole comparisons."""
+        times bf16's, the baseline comes first, then the recipes whose steps encode the fewest passages, so that a
+        sitting cut short still lands whole comparisons."""
         selection = OUT / "selection.json"
         if not selection.is_file():
             raise SystemExit("the reverse direction and fp32 test the recipes selected on MLQA-R validation ids: run "
