@@ -271,8 +271,8 @@ class PoolStudy:
         if not selection.is_file():
             raise SystemExit("the reverse direction and fp32 test the recipes selected on MLQA-R validation ids: run "
                              "the forward direction's screening in bf16 first (it writes docs/results/pool/selection.json)")
-        chosen = [base_name(p.split("+")[0]) for p in json.loads(selection.read_text())["selected"]]
-        chosen = list(dict.fromkeys(chosen))
+        selected = json.loads(selection.read_text())["selected"]
+        chosen = list(dict.fromkeys(base_name(p.split("+")[0]) for p in selected))
         if not self.fp32:
             return chosen
         return [HYBRID] + sorted(chosen, key=lambda r: -passage_ratio(r, Recipe(model="")))

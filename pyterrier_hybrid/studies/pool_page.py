@@ -19,7 +19,7 @@ from ..evaluation.reference import PAPER
 from ..evaluation.report import seen_unseen, seen_unseen_rows
 from .combine_page import load_pipelines, seed_mean
 from .pool import BASELINE_MODEL, HYBRID, REMOVALS, RULE, WHY, base_name, equal_point, merged, score
-from .runs import LOW_RESOURCE, SEEN, UNSEEN, host, training_seconds
+from .runs import LOW_RESOURCE, SEEN, UNSEEN, bf16_said, host, training_seconds
 from .stats import holm, paired_test
 from .tables import KEYS, TESTS, cell_means, headline, mean_std, reading_lines, signed
 
@@ -75,8 +75,7 @@ def cost_lines(folder: Path) -> List[str]:
         log = [json.loads(x) for x in (run / "train_log.jsonl").read_text().splitlines()]
         steps = [r for r in log if "loss" in r]
         config = json.loads((run / "training_config.json").read_text())
-        hosts = sorted({f"{host(s)}, {'' if s['native_bf16'] else 'no '}native bf16"
-                        for s in config.get("sittings", [])})
+        hosts = sorted({f"{host(s)}, {bf16_said(s)}" for s in config.get("sittings", [])})
         seconds = training_seconds(log)
         lines.append(f"| {run.name} | {len(steps)} | {np.mean([r['passages'] for r in steps]):.1f} | "
                      f"{seconds / len(steps):.2f} | {seconds / 60:.1f} | {', '.join(hosts) or '?'} |")

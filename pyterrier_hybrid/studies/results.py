@@ -18,7 +18,7 @@ from ..evaluation.reference import PAPER
 from ..evaluation.report import seen_unseen, seen_unseen_rows
 from .combine_page import combine_section
 from .pool_page import pool_section
-from .runs import LOW_RESOURCE, REPO, RESULTS, SEEN, UNSEEN, host, load_run, training_seconds
+from .runs import LOW_RESOURCE, REPO, RESULTS, SEEN, UNSEEN, bf16_said, host, load_run, training_seconds
 from .stats import holm, paired_test
 from .tables import DIGITS, KEYS, TESTS, cell_means, headline, mean_std, reading_lines, signed
 
@@ -300,7 +300,7 @@ def hardware_lines(studies: Dict[str, Dict[float, List[dict]]]) -> List[str]:
     """Where each study's runs trained, from the ``sittings`` of their configs (runs made before they were
     recorded have none)."""
     def where(sittings: List[dict]) -> str:
-        said = [f"{host(s)}, torch {s['torch']}, {s['threads']} threads, {'' if s['native_bf16'] else 'no '}native bf16"
+        said = [f"{host(s)}, torch {s['torch']}, {s['threads']} threads, {bf16_said(s)}"
                 for s in sittings]
         if len(said) > 1:
             said = [f"from step {s['from_step']}: {w}" for s, w in zip(sittings, said)]

@@ -322,6 +322,11 @@ def host(sitting: dict) -> str:
     return f"{sitting['device']} ({sitting['cpu']})" if sitting["device"] == "cpu" and sitting.get("cpu") else sitting["device"]
 
 
+def bf16_said(sitting: dict) -> str:
+    """Whether a sitting's host had native bf16, as the pages say it (an fp32 run's host is named the same way)."""
+    return f"{'' if sitting['native_bf16'] else 'no '}native bf16"
+
+
 def training_seconds(log: List[dict]) -> Optional[float]:
     """A run's training time from its log: per batch kind, its steps × their median seconds (None if untimed).
 
