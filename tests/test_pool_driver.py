@@ -288,3 +288,16 @@ def test_the_fp32_section_compares_the_selected_pipeline_with_its_fp32_baseline_
     assert "(today's selected)" not in section  # the bf16 baseline is never in the fp32 comparison
     assert "hybrid + 1 × alignment ⊕ start, λ = 0.75, as encoded: not yet run in fp32." in section
     assert "No paired test" not in section
+    assert section.count("Not yet run in fp32.") == 1  # the reverse direction, until it has run
+    # the reverse direction in fp32: seed 0, against the fp32 baseline's reverse run only
+    for removal in ("none", "lir"):
+        write(fp32 / "reverse" / "mlqa-r" / "hybrid-merged-seed0" / f"{removal}.json", protocol_report(0.6, 0.5, 0.4, 90.0))
+    write(fp32 / "reverse" / "mlqa-r" / "hybrid-align1-merged-seed0" / "none.json", protocol_report(0.6, 0.5, 0.4, 80.0))
+    text = "\n".join(pool_section(folder, combine))
+    reverse = text[text.index("The reverse direction (`"):]
+    assert "| hybrid + 1 × alignment ⊕ start, λ = 0.75 | as encoded | 1 | 0.600 | 0.500 | 0.400 | 80.0 |" in reverse
+    assert "multi, K = 4 ⊕ start, λ = 0.75, as encoded: not yet run in fp32." in reverse
+    align = "| hybrid + 1 × alignment ⊕ start, λ = 0.75, as encoded vs hybrid α = 0.5 ⊕ start, λ = 0.75 (fp32), "
+    assert reverse.count(align) == 2 and reverse.count("| seeds 0 | 0 / 0,") == 2  # equal mAP, no better setting
+    assert "Not yet run in fp32." not in text
+    assert "Cost in fp32, trained on MLQA-R (training only):" in text and "Cost in fp32, trained on XQuAD-R" not in text

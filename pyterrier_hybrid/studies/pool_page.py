@@ -230,17 +230,10 @@ def reverse_lines(folder: Path, combine: Path) -> List[str]:
             "pipeline. Nothing is selected here.", "", *rows]
 
 
-def fp32_lines(folder: Path, selection: dict) -> List[str]:
-    """The selected recipes against their own fp32 baseline (``--precision fp32``, on hosts without fast bf16)."""
-    pipes = load_pipelines(folder / "xquad-r")
-    if not pipes:
-        return []
+def fp32_comparison(pipes: Dict[Tuple[str, str], List[dict]], selection: dict) -> List[str]:
+    """Rows of one fp32 test set, and paired tests of each selected pipeline against the fp32 baseline."""
     base = f"{label(merged(HYBRID))} (fp32)"
-    lines = ["### In fp32, on hosts without fast bf16", "",
-             f"`{COMMAND} --precision fp32` trains the selected recipes and their baseline, hybrid α = 0.5, in fp32 "
-             "on the same seeds (the committed bf16 selection stands; nothing is screened again), merges each with "
-             "the start at λ = 0.75 and encodes in fp32, into `docs/results/pool-fp32/`. These rows are compared "
-             "only with each other, never with the bf16 rows above.", "", *pipeline_rows(pipes), ""]
+    lines = [*pipeline_rows(pipes), ""]
     for pipeline in selection.get("selected") or []:
         recipe, removal = pipeline.split("+")
         if not pipes.get((recipe, removal)):
@@ -249,7 +242,28 @@ def fp32_lines(folder: Path, selection: dict) -> List[str]:
         for ref in REMOVALS:
             lines += paired(pipes[(recipe, removal)], pipes.get((merged(HYBRID), ref), []),
                             f"{base}, {REMOVAL[ref]}", f"{label(recipe)}, {REMOVAL[removal]}") + [""]
-    return lines + ["Cost in fp32 (training only):", "", *cost_lines(folder), ""]
+    return lines
+
+
+def fp32_lines(folder: Path, selection: dict) -> List[str]:
+    """The selected recipes against their own fp32 baseline (``--precision fp32``, on hosts without fast bf16), in
+    both directions."""
+    pipes, reverse = load_pipelines(folder / "xquad-r"), load_pipelines(folder / "reverse" / "mlqa-r")
+    if not (pipes or reverse):
+        return []
+    lines = ["### In fp32, on hosts without fast bf16", "",
+             f"`{COMMAND} --precision fp32` trains the selected recipes and their baseline, hybrid α = 0.5, in fp32 "
+             "on the same seeds (the committed bf16 selection stands; nothing is screened again), merges each with "
+             "the start at λ = 0.75 and encodes in fp32, into `docs/results/pool-fp32/`. These rows are compared "
+             "only with each other, never with the bf16 rows above.", "", "XQuAD-R:", "",
+             *(fp32_comparison(pipes, selection) if pipes else ["Not yet run in fp32.", ""]),
+             f"The reverse direction (`{COMMAND} --precision fp32 --direction reverse`: trained on XQuAD-R, seed 0, "
+             "tested on MLQA-R):", "",
+             *(fp32_comparison(reverse, selection) if reverse else ["Not yet run in fp32.", ""])]
+    for data, rows in (("MLQA-R", cost_lines(folder)), ("XQuAD-R", cost_lines(folder / "reverse"))):
+        if rows:
+            lines += [f"Cost in fp32, trained on {data} (training only):", "", *rows, ""]
+    return lines
 
 
 def proxy_lines(combine: Path) -> List[str]:
