@@ -46,7 +46,12 @@ def test_recipes_flags_and_the_derived_both(tmp_path, monkeypatch):
     monkeypatch.setattr(pool, "OUT", tmp_path)
     study = pool.PoolStudy("me5", tmp_path / "work", False)
     assert list(study.recipes()) == ["hybrid-align0.5", "hybrid-align1", "hybrid-align0.25", "hybrid-multi",
-                                     "multi-k3", "multi-k4"]
+                                     "multi-k3", "multi-k4", "hybrid-4x"]
+    # the compute control: hybrid α = 0.5 at the budget study's 4× steps, validation every 80
+    args = train_args(*study.run("hybrid-4x", 0), tmp_path / "m")
+    assert args[args.index("--sampling") + 1] == "hybrid" and args[args.index("--alpha") + 1] == "0.5"
+    assert (args[args.index("--steps") + 1], args[args.index("--eval-every") + 1]) == ("480", "80")
+    assert "--positive-langs" not in args and "--align-weight" not in args and "bf16" in args
     settings, run = study.run("multi-k4", 2)
     args = train_args(settings, run, tmp_path / "m")
     assert args[args.index("--sampling") + 1] == "multi" and args[args.index("--positive-langs") + 1] == "4"
@@ -108,6 +113,21 @@ def test_equal_passage_points(tmp_path, monkeypatch):
     assert label("multi-k3-eqp") == "multi, K = 3 (equal passages: fewer steps)"
 
 
+def test_forward_tests_the_selected_recipe_on_every_seed_then_the_compute_control_first(tmp_path, monkeypatch):
+    monkeypatch.setattr(pool, "OUT", tmp_path)
+    study = pool.PoolStudy("me5", tmp_path / "work", False)
+    monkeypatch.setattr(study, "screen", lambda: {"selected": ["multi-k4-merged+none"]})
+    monkeypatch.setattr(pool, "equal_passage_points", lambda: [])
+    calls = []
+    monkeypatch.setattr(study, "pipelines", lambda recipe, seed, dataset, holdout, folder:
+                        calls.append((recipe, seed, dataset)))
+    study.forward()
+    assert calls[:4] == [("multi-k4", 0, "xquad-r"), ("multi-k4", 1, "xquad-r"), ("multi-k4", 2, "xquad-r"),
+                         ("hybrid-4x", 0, "xquad-r")]
+    assert [c[0] for c in calls[4:]] == ["hybrid-align0.5", "hybrid-align1", "hybrid-align0.25", "hybrid-multi",
+                                         "multi-k3"] and {c[1] for c in calls[4:]} == {0}
+
+
 def test_reverse_needs_the_selection(tmp_path, monkeypatch):
     monkeypatch.setattr(pool, "OUT", tmp_path)
     study = pool.PoolStudy("me5", tmp_path / "work", False, "reverse")
@@ -142,9 +162,10 @@ def test_fp32_runs_the_selected_recipes_beside_their_own_baseline_seed_by_seed(t
                         calls.append((recipe, seed, dataset, holdout, folder.parent.name)))
     monkeypatch.setattr(study, "screen", lambda: pytest.fail("fp32 must not screen"))
     study.forward()
-    assert calls[:4] == [("hybrid", 0, "xquad-r", None, "pool-fp32"), ("hybrid-align1", 0, "xquad-r", None, "pool-fp32"),
-                         ("multi-k4", 0, "xquad-r", None, "pool-fp32"), ("hybrid", 1, "xquad-r", None, "pool-fp32")]
-    assert len(calls) == 9
+    assert calls[:5] == [("hybrid", 0, "xquad-r", None, "pool-fp32"), ("hybrid-align1", 0, "xquad-r", None, "pool-fp32"),
+                         ("multi-k4", 0, "xquad-r", None, "pool-fp32"), ("hybrid-4x", 0, "xquad-r", None, "pool-fp32"),
+                         ("hybrid", 1, "xquad-r", None, "pool-fp32")]
+    assert len(calls) == 10
     reverse = pool.PoolStudy("me5", tmp_path / "runs" / "pool", False, "reverse", "fp32")
     assert reverse.out == study.out / "reverse" and reverse.compared()[0] == "hybrid"
 
@@ -287,7 +308,14 @@ def test_the_fp32_section_compares_the_selected_pipeline_with_its_fp32_baseline_
     assert "| multi-k4-seed0 | 2 | 250.0 | 40.00 | 1.3 | cpu (AMD EPYC), no native bf16 |" in section
     assert "(today's selected)" not in section  # the bf16 baseline is never in the fp32 comparison
     assert "hybrid + 1 × alignment ⊕ start, λ = 0.75, as encoded: not yet run in fp32." in section
-    assert "No paired test" not in section
+    assert "No paired test" not in section and "At equal encoded passages the other way round" not in section
+    # the compute control, seed 0: level on Mo. and Cr., ahead of multi K = 4 on Mul. and rank distance
+    write(fp32 / "xquad-r" / "hybrid-4x-merged-seed0" / "none.json", protocol_report(0.80, 0.70, 0.62, 300.0))
+    text = "\n".join(pool_section(folder, combine))
+    section = text[text.index("### In fp32"):]
+    assert "At equal encoded passages the other way round: hybrid α = 0.5, 4× steps ⊕ start, λ = 0.75 (4× hybrid's " \
+           "steps, about the passages multi, K = 4 encodes in its steps), as encoded:" in section
+    assert "| seeds 0 | 0 / 0, p = 1 (Holm 1) | 0 / 0, p = 1 (Holm 1) | 0 / 2, p = 0.5 (Holm 1) | 0 / 2, " in section
     assert section.count("Not yet run in fp32.") == 1  # the reverse direction, until it has run
     # the reverse direction in fp32: seed 0, against the fp32 baseline's reverse run only
     for removal in ("none", "lir"):

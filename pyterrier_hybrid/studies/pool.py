@@ -7,7 +7,8 @@ MLQA-R items, 10% of parallel ids held out) and changes only the batches or the 
 * ``multi-k3`` / ``multi-k4``: multi-positive batches, each query's answer in K languages, its own among them
   (K = 4 is the most MLQA-R allows: its parallel ids have 2 to 4 of the 7 languages, none all 7);
 * ``hybrid-multi``: each batch X-X-mono, X-Y or multi (K = 3) with probabilities 0.35 / 0.35 / 0.3;
-* ``both``: ``hybrid-multi`` plus the alignment term at the β that screened best.
+* ``both``: ``hybrid-multi`` plus the alignment term at the β that screened best;
+* ``hybrid-4x`` (not screened; XQuAD-R, seed 0): hybrid α = 0.5 at 4× the steps, multi K = 4's encoded passages.
 
 Each trained model is also merged with the start at λ = 0.75 (the trained model's share), and each of the two is
 evaluated as encoded (``none``) and with LIR (``lir``): four pipelines per recipe, at the merging study's length
@@ -17,13 +18,15 @@ Screening and selection (:data:`RULE`) use seed 0 and MLQA-R's held-out validati
 to ``docs/results/pool/selection.json`` and committed before any new pipeline meets XQuAD-R. Then the selected
 recipes (at most two) train seeds 1 and 2, every seed's four pipelines meet XQuAD-R, a selected recipe that encodes
 more passages per step than hybrid is also trained twice at hybrid's encoded passages (fewer steps; a smaller batch
-at the same steps), and the other recipes' seed-0 pipelines meet XQuAD-R for the Pareto figure.
+at the same steps), and the other recipes' seed-0 pipelines meet XQuAD-R for the Pareto figure, the compute control
+``hybrid-4x`` first.
 ``--direction reverse`` trains the selected recipes on XQuAD-R (seed 0) and tests on MLQA-R.
 
 Precision: the study trains under bf16 autocast and encodes in bf16, fast only on a CPU with AVX512-BF16 or AMX, or
 on CUDA. ``--precision fp32`` (what ``auto`` picks on any other host) writes to ``docs/results/pool-fp32/`` instead:
 no screening (the committed bf16 selection stands), the selected recipes beside their own fp32 baseline, hybrid
-α = 0.5 (trained and merged with the start), seed by seed. No table or test compares across the two precisions.
+α = 0.5 (trained and merged with the start), seed by seed, and the compute control after seed 0. No table or test
+compares across the two precisions.
 
 Finished artifacts (``docs/results/pool/``) are skipped, so the study resumes in any later sitting.
 
@@ -66,6 +69,9 @@ SCREEN: Dict[str, Tuple[str, Tuple[str, ...]]] = {
 }
 #: the fp32 baseline's training recipe (bf16 has the merging study's runs instead)
 HYBRID = "hybrid"
+#: the compute control: hybrid α = 0.5 at 4× the steps (the budget study's 480) encodes about the passages multi K = 4
+#: encodes in 120 (4.0× a hybrid step), so what multi K = 4 gains over it is the batches', not the compute's
+CONTROL, CONTROLLED, CONTROL_STEPS = "hybrid-4x", "multi-k4", 4
 #: today's selected pipeline (the merging study's: hybrid α = 0.5 ⊕ start at λ = 0.75, as encoded), and its model
 BASELINE, BASELINE_MODEL = "merge-hybrid0.75-start+none", "merge-hybrid0.75-start"
 #: a costlier selected recipe's points at hybrid's encoded passages, by name suffix: the Recipe field scaled down.
@@ -153,6 +159,7 @@ class PoolStudy:
         """Every training recipe known so far: the screened ones, ``both`` once its β is known, and the
         equal-passages points of the selected ones (in fp32: the baseline instead of those points)."""
         found = {HYBRID: ("hybrid", ()), **SCREEN} if self.fp32 else dict(SCREEN)
+        found[CONTROL] = ("hybrid", ())
         beta = best_beta()
         if beta is not None:
             found["both"] = ("mix", ("--mix", MIX, "--positive-langs", "3", "--align-weight", f"{beta:g}"))
@@ -165,6 +172,9 @@ class PoolStudy:
         its batch size down)."""
         sampling, flags = self.recipes()[recipe]
         settings = self.recipe
+        if recipe == CONTROL:
+            settings = replace(settings, steps=CONTROL_STEPS * settings.steps,
+                               eval_every=CONTROL_STEPS * settings.eval_every)
         point = equal_point(recipe)
         if point is not None:
             trained, field = point
@@ -243,11 +253,12 @@ class PoolStudy:
         return choice
 
     def forward(self) -> None:
-        """Screen, select, then the test protocol: selected recipes on every seed, then the rest on seed 0
-        (in fp32: the selected recipes and their baseline, seed by seed)."""
+        """Screen, select, then the test protocol: selected recipes on every seed, then the rest on seed 0, the
+        compute control first (in fp32: the selected recipes and their baseline, seed by seed, and the control after
+        seed 0)."""
         if self.fp32:
             for seed in SEEDS:
-                for recipe in self.compared():
+                for recipe in self.compared() + ([CONTROL] if seed == 0 else []):
                     self.pipelines(recipe, seed, self.test, None, self.out / self.test)
             return
         selected = [base_name(p.split("+")[0]) for p in self.screen()["selected"]]
@@ -259,7 +270,7 @@ class PoolStudy:
             for point in (recipe + suffix for suffix in EQUAL_PASSAGES):
                 self.pipelines(point, 0, "mlqa-r", Recipe.val_fraction, OUT / "validation")
                 self.pipelines(point, 0, self.test, None, self.out / self.test)
-        for recipe in self.recipes():
+        for recipe in sorted(self.recipes(), key=lambda r: r != CONTROL):
             if recipe not in selected and equal_point(recipe) is None:
                 self.pipelines(recipe, 0, self.test, None, self.out / self.test)
 

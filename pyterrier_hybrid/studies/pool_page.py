@@ -18,7 +18,7 @@ import numpy as np
 from ..evaluation.reference import PAPER
 from ..evaluation.report import seen_unseen, seen_unseen_rows
 from .combine_page import load_pipelines, seed_mean
-from .pool import BASELINE_MODEL, HYBRID, REMOVALS, RULE, WHY, base_name, equal_point, merged, score
+from .pool import BASELINE_MODEL, CONTROL, CONTROL_STEPS, CONTROLLED, HYBRID, REMOVALS, RULE, WHY, base_name, equal_point, merged, score
 from .runs import LOW_RESOURCE, SEEN, UNSEEN, bf16_said, host, training_seconds
 from .stats import holm, paired_test
 from .tables import KEYS, TESTS, cell_means, headline, mean_std, reading_lines, signed
@@ -27,7 +27,7 @@ COMMAND = "python -m pyterrier_hybrid.studies.pool --model .cache/me5 --commit"
 LABEL = {"hybrid-multi": "hybrid + multi (mix 0.35 / 0.35 / 0.3, K = 3)", "multi-k3": "multi, K = 3",
          "multi-k4": "multi, K = 4", "both": "hybrid + multi + alignment",
          "merge-hybrid0.75-start": "hybrid α = 0.5 ⊕ start, λ = 0.75 (today's selected)",
-         "hybrid": "hybrid α = 0.5"}
+         "hybrid": "hybrid α = 0.5", CONTROL: f"hybrid α = 0.5, {CONTROL_STEPS}× steps"}
 REMOVAL = {"none": "as encoded", "lir": "LIR"}
 EQUAL_LABEL = {"steps": "fewer steps", "batch_size": "smaller batch"}
 
@@ -117,7 +117,19 @@ def xquad_lines(folder: Path, combine: Path, selection: dict) -> List[str]:
         for ref_removal in ("none", "lir"):
             lines += paired(runs, base.get((BASELINE_MODEL, ref_removal), []), f"{label(BASELINE_MODEL)}, "
                             f"{REMOVAL[ref_removal]}") + [""]
+        lines += control_lines(pipes, recipe, removal)
     return lines
+
+
+def control_lines(pipes: Dict[Tuple[str, str], List[dict]], recipe: str, removal: str,
+                  who: str = "selected") -> List[str]:
+    """Multi K = 4's pipeline against hybrid at its encoded passages (4× the steps) ⊕ start, on their common seeds."""
+    control = pipes.get((merged(CONTROL), removal))
+    if base_name(recipe) != CONTROLLED or not control:
+        return []
+    return [f"At equal encoded passages the other way round: {label(merged(CONTROL))} ({CONTROL_STEPS}× hybrid's "
+            f"steps, about the passages {label(CONTROLLED)} encodes in its steps), {REMOVAL[removal]}:", "",
+            *paired(pipes[(recipe, removal)], control, f"{label(merged(CONTROL))}, {REMOVAL[removal]}", who), ""]
 
 
 def paired(a: List[dict], b: List[dict], name: str, who: str = "selected") -> List[str]:
@@ -239,9 +251,11 @@ def fp32_comparison(pipes: Dict[Tuple[str, str], List[dict]], selection: dict) -
         if not pipes.get((recipe, removal)):
             lines += [f"{label(recipe)}, {REMOVAL[removal]}: not yet run in fp32.", ""]
             continue
+        who = f"{label(recipe)}, {REMOVAL[removal]}"
         for ref in REMOVALS:
-            lines += paired(pipes[(recipe, removal)], pipes.get((merged(HYBRID), ref), []),
-                            f"{base}, {REMOVAL[ref]}", f"{label(recipe)}, {REMOVAL[removal]}") + [""]
+            lines += paired(pipes[(recipe, removal)], pipes.get((merged(HYBRID), ref), []), f"{base}, {REMOVAL[ref]}",
+                            who) + [""]
+        lines += control_lines(pipes, recipe, removal, who)
     return lines
 
 
