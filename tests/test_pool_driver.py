@@ -319,8 +319,10 @@ def test_the_fp32_section_compares_the_selected_pipeline_with_its_fp32_baseline_
     assert section.count("Not yet run in fp32.") == 1  # the reverse direction, until it has run
     # the reverse direction in fp32: seed 0, against the fp32 baseline's reverse run only
     for removal in ("none", "lir"):
-        write(fp32 / "reverse" / "mlqa-r" / "hybrid-merged-seed0" / f"{removal}.json", protocol_report(0.6, 0.5, 0.4, 90.0))
-    write(fp32 / "reverse" / "mlqa-r" / "hybrid-align1-merged-seed0" / "none.json", protocol_report(0.6, 0.5, 0.4, 80.0))
+        write(fp32 / "reverse" / "mlqa-r" / "hybrid-merged-seed0" / f"{removal}.json",
+              protocol_report(0.6, 0.5, 0.4, 90.0))
+    write(fp32 / "reverse" / "mlqa-r" / "hybrid-align1-merged-seed0" / "none.json",
+          protocol_report(0.6, 0.5, 0.4, 80.0))
     text = "\n".join(pool_section(folder, combine))
     reverse = text[text.index("The reverse direction (`"):]
     assert "| hybrid + 1 × alignment ⊕ start, λ = 0.75 | as encoded | 1 | 0.600 | 0.500 | 0.400 | 80.0 |" in reverse

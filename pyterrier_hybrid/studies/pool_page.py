@@ -18,7 +18,8 @@ import numpy as np
 from ..evaluation.reference import PAPER
 from ..evaluation.report import seen_unseen, seen_unseen_rows
 from .combine_page import load_pipelines, seed_mean
-from .pool import BASELINE_MODEL, CONTROL, CONTROL_STEPS, CONTROLLED, HYBRID, REMOVALS, RULE, WHY, base_name, equal_point, merged, score
+from .pool import (BASELINE_MODEL, CONTROL, CONTROL_STEPS, CONTROLLED, HYBRID, REMOVALS, RULE, WHY, base_name,
+                   equal_point, merged, score)
 from .runs import LOW_RESOURCE, SEEN, UNSEEN, bf16_said, host, training_seconds
 from .stats import holm, paired_test
 from .tables import KEYS, TESTS, cell_means, headline, mean_std, reading_lines, signed
