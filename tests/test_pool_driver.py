@@ -52,6 +52,12 @@ def test_recipes_flags_and_the_derived_both(tmp_path, monkeypatch):
     assert args[args.index("--sampling") + 1] == "hybrid" and args[args.index("--alpha") + 1] == "0.5"
     assert (args[args.index("--steps") + 1], args[args.index("--eval-every") + 1]) == ("480", "80")
     assert "--positive-langs" not in args and "--align-weight" not in args and "bf16" in args
+    # the budget study's run at α = 0.5, seed 0, in every flag but the kept resume state
+    from pyterrier_hybrid.studies.alpha_sweep import study as alpha_study
+
+    settings, budget_runs = alpha_study("budget", "me5")
+    budget = train_args(settings, next(r for r in budget_runs if r.name == "alpha0.5-seed0"), tmp_path / "m")
+    assert [a for a in budget if a != "--keep-checkpoint"] == args
     settings, run = study.run("multi-k4", 2)
     args = train_args(settings, run, tmp_path / "m")
     assert args[args.index("--sampling") + 1] == "multi" and args[args.index("--positive-langs") + 1] == "4"
