@@ -52,6 +52,10 @@ def folder(name: str, precision: str = "bf16") -> Path:
     return RESULTS / (name + PRECISIONS[precision][2])
 
 
+#: the budget study's steps, as a multiple of the sweep's
+BUDGET = 4
+
+
 def runs(alphas: List[float], seeds: List[int], precision: str = "bf16") -> List[Run]:
     """Hybrid runs with the recipe's flags, seed by seed, every α within a seed."""
     flags = PRECISIONS[precision][0]
@@ -69,7 +73,7 @@ def study(name: str, model: str, precision: str = "bf16") -> Tuple[Recipe, List[
         return base, runs([0, 0.25, 0.5, 0.75, 1] if precision == "bf16" else [0, 0.5, 1], [0, 1, 2], precision)
     if name == "budget":
         # seed 0 answers the question; seeds 1 and 2 (run after it) measure how far one seed can be trusted
-        return (replace(base, steps=4 * Recipe.steps, eval_every=4 * Recipe.eval_every, keep_checkpoint=True),
+        return (replace(base, steps=BUDGET * Recipe.steps, eval_every=BUDGET * Recipe.eval_every, keep_checkpoint=True),
                 runs([0, 0.5, 1], [0, 1, 2], precision))
     if name == "reverse":
         data = str(REPO.parent / "shared" / "data" / "xquad-r")

@@ -48,7 +48,7 @@ import numpy as np
 
 from ..model.model_dir import CARD, TRAINING_CONFIG
 from ..training.checkpoint import state_path
-from .alpha_sweep import PRECISIONS, resolve_precision, study
+from .alpha_sweep import BUDGET, PRECISIONS, resolve_precision, study
 from .combine import OUT as COMBINE, evaluate_pipelines
 from .runs import REPO, RESULTS, Recipe, Run, cli, git_commit, train_args, use_shared_data, write_json
 from .tables import KEYS, headline
@@ -71,7 +71,7 @@ SCREEN: Dict[str, Tuple[str, Tuple[str, ...]]] = {
 HYBRID = "hybrid"
 #: the compute control: hybrid α = 0.5 at 4× the steps (the budget study's 480) encodes about the passages multi K = 4
 #: encodes in 120 (4.0× a hybrid step), so what multi K = 4 gains over it is the batches', not the compute's
-CONTROL, CONTROLLED, CONTROL_STEPS = "hybrid-4x", "multi-k4", 4
+CONTROL, CONTROLLED, CONTROL_STEPS = "hybrid-4x", "multi-k4", BUDGET
 #: today's selected pipeline (the merging study's: hybrid α = 0.5 ⊕ start at λ = 0.75, as encoded), and its model
 BASELINE, BASELINE_MODEL = "merge-hybrid0.75-start+none", "merge-hybrid0.75-start"
 #: a costlier selected recipe's points at hybrid's encoded passages, by name suffix: the Recipe field scaled down.
