@@ -143,8 +143,9 @@ def test_reverse_needs_the_selection(tmp_path, monkeypatch):
 
 
 
-def test_fp32_runs_the_selected_recipes_beside_their_own_baseline_seed_by_seed(tmp_path, monkeypatch):
-    """Without fast bf16: no screening, no bf16 flag, fp32 encoding, its own folders, hybrid α = 0.5 first."""
+def test_fp32_runs_every_seed_0_beside_its_own_baseline_before_more_seeds(tmp_path, monkeypatch):
+    """Without fast bf16: no screening, no bf16 flag, fp32 encoding, its own folders, hybrid α = 0.5 first, every
+    recipe's seed 0 before the selected ones' seeds 1 and 2."""
     monkeypatch.setattr(pool, "OUT", tmp_path / "pool")
     study = pool.PoolStudy("me5", tmp_path / "runs" / "pool", False, precision="fp32")
     with pytest.raises(SystemExit, match="selection.json"):
@@ -168,10 +169,11 @@ def test_fp32_runs_the_selected_recipes_beside_their_own_baseline_seed_by_seed(t
                         calls.append((recipe, seed, dataset, holdout, folder.parent.name)))
     monkeypatch.setattr(study, "screen", lambda: pytest.fail("fp32 must not screen"))
     study.forward()
-    assert calls[:5] == [("hybrid", 0, "xquad-r", None, "pool-fp32"), ("hybrid-align1", 0, "xquad-r", None, "pool-fp32"),
-                         ("multi-k4", 0, "xquad-r", None, "pool-fp32"), ("hybrid-4x", 0, "xquad-r", None, "pool-fp32"),
-                         ("hybrid", 1, "xquad-r", None, "pool-fp32")]
-    assert len(calls) == 10
+    assert {c[2:] for c in calls} == {("xquad-r", None, "pool-fp32")}
+    # seed 0 of what bf16 has not run (the control, the unselected recipes) before seeds bf16 already has
+    assert [c[:2] for c in calls] == [("hybrid", 0), ("hybrid-align1", 0), ("multi-k4", 0), ("hybrid-4x", 0),
+                                      ("hybrid-align0.5", 0), ("hybrid-align0.25", 0), ("hybrid-multi", 0),
+                                      ("multi-k3", 0), *[(r, s) for s in (1, 2) for r in study.compared()]]
     reverse = pool.PoolStudy("me5", tmp_path / "runs" / "pool", False, "reverse", "fp32")
     assert reverse.out == study.out / "reverse" and reverse.compared()[0] == "hybrid"
 
@@ -337,3 +339,12 @@ def test_the_fp32_section_compares_the_selected_pipeline_with_its_fp32_baseline_
     assert reverse.count(align) == 2 and reverse.count("| seeds 0 | 0 / 0,") == 2  # equal mAP, no better setting
     assert "Not yet run in fp32." not in text
     assert "Cost in fp32, trained on MLQA-R (training only):" in text and "Cost in fp32, trained on XQuAD-R" not in text
+    # an unselected recipe's seed 0 joins the fp32 table and the fp32 figure, which holds no bf16 point
+    write(fp32 / "xquad-r" / "multi-k3-merged-seed0" / "none.json", protocol_report(0.78, 0.68, 0.58, 340.0))
+    figures = tmp_path / "img"
+    figures.mkdir()
+    text = "\n".join(pool_section(folder, combine, figures))
+    section = text[text.index("### In fp32"):]
+    assert "| multi, K = 3 ⊕ start, λ = 0.75 | as encoded | 1 | 0.780 | 0.680 | 0.580 | 340.0 |" in section
+    assert "![the pool study's fp32 pipelines](img/pool-fp32-pareto.png)" in section
+    assert (figures / "pool-fp32-pareto.png").stat().st_size > 10_000

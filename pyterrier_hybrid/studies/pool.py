@@ -24,9 +24,10 @@ at the same steps), and the other recipes' seed-0 pipelines meet XQuAD-R for the
 
 Precision: the study trains under bf16 autocast and encodes in bf16, fast only on a CPU with AVX512-BF16 or AMX, or
 on CUDA. ``--precision fp32`` (what ``auto`` picks on any other host) writes to ``docs/results/pool-fp32/`` instead:
-no screening (the committed bf16 selection stands), the selected recipes beside their own fp32 baseline, hybrid
-α = 0.5 (trained and merged with the start), seed by seed, and the compute control after seed 0. No table or test
-compares across the two precisions.
+no screening (the committed bf16 selection stands). Seed 0 of the selected recipes beside their own fp32 baseline,
+hybrid α = 0.5 (trained and merged with the start), then the compute control and the other recipes on seed 0, then
+seeds 1 and 2 of the selected recipes and the baseline: the bf16 study already has those seeds, so an fp32 host spends
+its hours first on what bf16 has not run. No table or test compares across the two precisions.
 
 Finished artifacts (``docs/results/pool/``) are skipped, so the study resumes in any later sitting.
 
@@ -254,11 +255,14 @@ class PoolStudy:
 
     def forward(self) -> None:
         """Screen, select, then the test protocol: selected recipes on every seed, then the rest on seed 0, the
-        compute control first (in fp32: the selected recipes and their baseline, seed by seed, and the control after
-        seed 0)."""
+        compute control first (in fp32: seed 0 of the selected recipes and their baseline, the rest on seed 0, then
+        seeds 1 and 2)."""
         if self.fp32:
-            for seed in SEEDS:
-                for recipe in self.compared() + ([CONTROL] if seed == 0 else []):
+            compared = self.compared()
+            for recipe in compared + self.seed0_only(compared):
+                self.pipelines(recipe, 0, self.test, None, self.out / self.test)
+            for seed in SEEDS[1:]:
+                for recipe in compared:
                     self.pipelines(recipe, seed, self.test, None, self.out / self.test)
             return
         selected = [base_name(p.split("+")[0]) for p in self.screen()["selected"]]
@@ -270,9 +274,13 @@ class PoolStudy:
             for point in (recipe + suffix for suffix in EQUAL_PASSAGES):
                 self.pipelines(point, 0, "mlqa-r", Recipe.val_fraction, OUT / "validation")
                 self.pipelines(point, 0, self.test, None, self.out / self.test)
-        for recipe in sorted(self.recipes(), key=lambda r: r != CONTROL):
-            if recipe not in selected and equal_point(recipe) is None:
-                self.pipelines(recipe, 0, self.test, None, self.out / self.test)
+        for recipe in self.seed0_only(selected):
+            self.pipelines(recipe, 0, self.test, None, self.out / self.test)
+
+    def seed0_only(self, selected: List[str]) -> List[str]:
+        """The recipes that meet XQuAD-R on seed 0 only: the compute control, then the unselected ones in screening
+        order (the cheaper alignment recipes first)."""
+        return [CONTROL] + [r for r in self.recipes() if r not in (*selected, CONTROL, HYBRID) and equal_point(r) is None]
 
     def compared(self) -> List[str]:
         """The selected training recipes, from the committed bf16 selection. In fp32, where a step costs several

@@ -189,9 +189,11 @@ def language_lines(systems: Dict[str, List[dict]]) -> List[str]:
     return lines
 
 
-def pareto(pipes: Dict[Tuple[str, str], List[dict]], combine: Dict[Tuple[str, str], List[dict]], path: Path) -> None:
+def pareto(pipes: Dict[Tuple[str, str], List[dict]], combine: Dict[Tuple[str, str], List[dict]], path: Path,
+           title: str = "") -> None:
     """Mo. against Mul. and rank distance on XQuAD-R (seed means): the batch-mixing front, the merging study's
-    pipelines, this study's pipelines and the paper's XLM-R hybrid."""
+    pipelines (from ``combine``, which fp32 leaves empty: they are bf16), this study's pipelines and the paper's XLM-R
+    hybrid."""
     from matplotlib.figure import Figure
 
     mean = lambda runs: {m: float(np.mean([headline(r)[m] for r in runs])) for m in ("mono", "multi", "rd")}  # noqa: E731
@@ -201,13 +203,15 @@ def pareto(pipes: Dict[Tuple[str, str], List[dict]], combine: Dict[Tuple[str, st
     for ax, key, name in [(axes[0], "multi", "Mul. mAP (higher is better)"),
                           (axes[1], "rd", "rank distance (lower is better)")]:
         front = [mean(combine[(r, "none")]) for r in ("xx", "hybrid", "xy") if combine.get((r, "none"))]
-        ax.plot([m["mono"] for m in front], [m[key] for m in front], "-", color="black", linewidth=1.2,
-                label="batch mixing α = 1, 0.5, 0")
+        if front:
+            ax.plot([m["mono"] for m in front], [m[key] for m in front], "-", color="black", linewidth=1.2,
+                    label="batch mixing α = 1, 0.5, 0")
         # the zero-shot start is far off both axes; centring is no candidate here
         others = [mean(runs) for (recipe, removal), runs in combine.items()
                   if recipe not in ("start", "xx", "hybrid", "xy") and removal in REMOVALS]
-        ax.scatter([m["mono"] for m in others], [m[key] for m in others], color="lightgrey", s=18,
-                   label="merging study's trained and merged pipelines", zorder=2)
+        if others:
+            ax.scatter([m["mono"] for m in others], [m[key] for m in others], color="lightgrey", s=18,
+                       label="merging study's trained and merged pipelines", zorder=2)
         colors: Dict[str, str] = {}
         for (recipe, removal), runs in sorted(pipes.items()):
             m = mean(runs)
@@ -225,7 +229,7 @@ def pareto(pipes: Dict[Tuple[str, str], List[dict]], combine: Dict[Tuple[str, st
         ax.set_xlabel("Mo. mAP (higher is better)")
         ax.set_ylabel(name)
     axes[0].legend(fontsize=6, loc="lower left")
-    fig.suptitle("XQuAD-R, seed means: filled = as trained, hollow = merged with the start (λ = 0.75); "
+    fig.suptitle(f"XQuAD-R{title}, seed means: filled = as trained, hollow = merged with the start (λ = 0.75); "
                  "o as encoded, ▼ LIR; red = the target", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -260,18 +264,23 @@ def fp32_comparison(pipes: Dict[Tuple[str, str], List[dict]], selection: dict) -
     return lines
 
 
-def fp32_lines(folder: Path, selection: dict) -> List[str]:
-    """The selected recipes against their own fp32 baseline (``--precision fp32``, on hosts without fast bf16), in
-    both directions."""
+def fp32_lines(folder: Path, selection: dict, figures: Optional[Path] = None) -> List[str]:
+    """The recipes against their own fp32 baseline (``--precision fp32``, on hosts without fast bf16), in both
+    directions, and their own figure."""
     pipes, reverse = load_pipelines(folder / "xquad-r"), load_pipelines(folder / "reverse" / "mlqa-r")
     if not (pipes or reverse):
         return []
+    figure = []
+    if pipes and figures is not None:
+        pareto(pipes, {}, figures / "pool-fp32-pareto.png", " in fp32")
+        figure = ["![the pool study's fp32 pipelines](img/pool-fp32-pareto.png)", ""]
     lines = ["### In fp32, on hosts without fast bf16", "",
-             f"`{COMMAND} --precision fp32` trains the selected recipes and their baseline, hybrid α = 0.5, in fp32 "
-             "on the same seeds (the committed bf16 selection stands; nothing is screened again), merges each with "
-             "the start at λ = 0.75 and encodes in fp32, into `docs/results/pool-fp32/`. These rows are compared "
-             "only with each other, never with the bf16 rows above.", "", "XQuAD-R:", "",
-             *(fp32_comparison(pipes, selection) if pipes else ["Not yet run in fp32.", ""]),
+             f"`{COMMAND} --precision fp32` trains the recipes and their baseline, hybrid α = 0.5, in fp32 (the "
+             "committed bf16 selection stands; nothing is screened again), merges each with the start at λ = 0.75 "
+             "and encodes in fp32, into `docs/results/pool-fp32/`: seed 0 of every recipe and of the compute control "
+             "first, then seeds 1 and 2 of the selected ones. These rows are compared only with each other, never "
+             "with the bf16 rows above.", "", "XQuAD-R:", "",
+             *(fp32_comparison(pipes, selection) if pipes else ["Not yet run in fp32.", ""]), *figure,
              f"The reverse direction (`{COMMAND} --precision fp32 --direction reverse`: trained on XQuAD-R, seed 0, "
              "tested on MLQA-R):", "",
              *(fp32_comparison(reverse, selection) if reverse else ["Not yet run in fp32.", ""])]
@@ -336,4 +345,4 @@ def pool_section(folder: Path, combine: Path, figures: Optional[Path] = None) ->
     if languages:
         lines += ["### Seen, unseen and lower-resource languages", "", *languages, ""]
     lines += ["### The reverse direction: train on XQuAD-R, test on MLQA-R", "", *reverse_lines(folder, combine), ""]
-    return lines + fp32_lines(folder.parent / f"{folder.name}-fp32", selection)
+    return lines + fp32_lines(folder.parent / f"{folder.name}-fp32", selection, figures)
