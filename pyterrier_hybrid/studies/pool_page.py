@@ -215,11 +215,11 @@ def pareto(pipes: Dict[Tuple[str, str], List[dict]], combine: Dict[Tuple[str, st
         colors: Dict[str, str] = {}
         for (recipe, removal), runs in sorted(pipes.items()):
             m = mean(runs)
-            first = base_name(recipe) not in colors
+            if base_name(recipe) not in colors:  # the legend's key: a filled circle, whichever point comes first
+                ax.scatter([], [], marker="o", s=40, color=f"C{len(colors) % 10}", label=label(base_name(recipe)))
             color = colors.setdefault(base_name(recipe), f"C{len(colors) % 10}")
             ax.scatter(m["mono"], m[key], marker="v" if removal == "lir" else "o", s=40, zorder=3,
-                       facecolors="none" if recipe.endswith("-merged") else color, edgecolors=color,
-                       label=label(base_name(recipe)) if first else None)
+                       facecolors="none" if recipe.endswith("-merged") else color, edgecolors=color)
         if combine.get((BASELINE_MODEL, "none")):
             b = mean(combine[(BASELINE_MODEL, "none")])
             ax.scatter(b["mono"], b[key], marker="s", color="black", s=40, zorder=4, label="today's selected")
