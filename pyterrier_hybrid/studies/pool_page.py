@@ -216,8 +216,9 @@ def pareto(pipes: Dict[Tuple[str, str], List[dict]], combine: Dict[Tuple[str, st
         for (recipe, removal), runs in sorted(pipes.items()):
             m = mean(runs)
             if base_name(recipe) not in colors:  # the legend's key: a filled circle, whichever point comes first
-                ax.scatter([], [], marker="o", s=40, color=f"C{len(colors) % 10}", label=label(base_name(recipe)))
-            color = colors.setdefault(base_name(recipe), f"C{len(colors) % 10}")
+                colors[base_name(recipe)] = f"C{len(colors) % 10}"
+                ax.scatter([], [], marker="o", s=40, color=colors[base_name(recipe)], label=label(base_name(recipe)))
+            color = colors[base_name(recipe)]
             ax.scatter(m["mono"], m[key], marker="v" if removal == "lir" else "o", s=40, zorder=3,
                        facecolors="none" if recipe.endswith("-merged") else color, edgecolors=color)
         if combine.get((BASELINE_MODEL, "none")):
@@ -291,9 +292,9 @@ def precision_lines(folder: Path, bf16: Path, combine: Path) -> List[str]:
             f"and {max(g[1] for g in gaps):.2f} in rank distance.", ""]
 
 
-def fp32_lines(folder: Path, combine: Path, selection: dict, figures: Optional[Path] = None) -> List[str]:
+def fp32_lines(folder: Path, bf16: Path, combine: Path, selection: dict, figures: Optional[Path] = None) -> List[str]:
     """The recipes against their own fp32 baseline (``--precision fp32``, on hosts without fast bf16), in both
-    directions, and their own figure."""
+    directions, their own figure, and the check against the bf16 study's (``bf16``) and the merging study's reports."""
     pipes, reverse = load_pipelines(folder / "xquad-r"), load_pipelines(folder / "reverse" / "mlqa-r")
     if not (pipes or reverse):
         return []
@@ -311,7 +312,7 @@ def fp32_lines(folder: Path, combine: Path, selection: dict, figures: Optional[P
              f"The reverse direction (`{COMMAND} --precision fp32 --direction reverse`: trained on XQuAD-R, seed 0, "
              "tested on MLQA-R):", "",
              *(fp32_comparison(reverse, selection) if reverse else ["Not yet run in fp32.", ""])]
-    lines += precision_lines(folder, folder.parent / folder.name[:-len("-fp32")], combine)
+    lines += precision_lines(folder, bf16, combine)
     for data, rows in (("MLQA-R", cost_lines(folder)), ("XQuAD-R", cost_lines(folder / "reverse"))):
         if rows:
             lines += [f"Cost in fp32, trained on {data} (training only):", "", *rows, ""]
@@ -373,4 +374,4 @@ def pool_section(folder: Path, combine: Path, figures: Optional[Path] = None) ->
     if languages:
         lines += ["### Seen, unseen and lower-resource languages", "", *languages, ""]
     lines += ["### The reverse direction: train on XQuAD-R, test on MLQA-R", "", *reverse_lines(folder, combine), ""]
-    return lines + fp32_lines(folder.parent / f"{folder.name}-fp32", combine, selection, figures)
+    return lines + fp32_lines(folder.parent / f"{folder.name}-fp32", folder, combine, selection, figures)
