@@ -132,6 +132,14 @@ def test_forward_tests_the_selected_recipe_on_every_seed_then_the_compute_contro
                          ("hybrid-4x", 0, "xquad-r")]
     assert [c[0] for c in calls[4:]] == ["hybrid-align0.5", "hybrid-align1", "hybrid-align0.25", "hybrid-multi",
                                          "multi-k3"] and {c[1] for c in calls[4:]} == {0}
+    # the compute control, once fp32 has tested it, is not trained again in bf16
+    for name in ("hybrid-4x-seed0", "hybrid-4x-merged-seed0"):
+        (tmp_path.parent / (tmp_path.name + "-fp32") / "xquad-r" / name).mkdir(parents=True)
+        for removal in ("none", "lir"):
+            (tmp_path.parent / (tmp_path.name + "-fp32") / "xquad-r" / name / f"{removal}.json").write_text("{}")
+    calls.clear()
+    study.forward()
+    assert "hybrid-4x" not in [c[0] for c in calls] and calls[3][0] == "hybrid-align0.5"
 
 
 def test_reverse_needs_the_selection(tmp_path, monkeypatch):
@@ -174,6 +182,16 @@ def test_fp32_runs_every_seed_0_beside_its_own_baseline_before_more_seeds(tmp_pa
     assert [c[:2] for c in calls] == [("hybrid", 0), ("hybrid-align1", 0), ("multi-k4", 0), ("hybrid-4x", 0),
                                       ("hybrid-align0.5", 0), ("hybrid-align0.25", 0), ("hybrid-multi", 0),
                                       ("multi-k3", 0), *[(r, s) for s in (1, 2) for r in study.compared()]]
+    # a recipe bf16 has tested on seed 0 (all four pipelines) is not trained again; three of four are not enough
+    for name in ("hybrid-align0.5", "hybrid-align0.5-merged", "hybrid-multi", "hybrid-multi-merged"):
+        for removal in ("none", "lir"):
+            if (name, removal) != ("hybrid-multi", "lir"):
+                (tmp_path / "pool" / "xquad-r" / f"{name}-seed0").mkdir(parents=True, exist_ok=True)
+                (tmp_path / "pool" / "xquad-r" / f"{name}-seed0" / f"{removal}.json").write_text("{}")
+    calls.clear()
+    study.forward()
+    assert [c[0] for c in calls if c[1] == 0] == ["hybrid", "hybrid-align1", "multi-k4", "hybrid-4x",
+                                                  "hybrid-align0.25", "hybrid-multi", "multi-k3"]
     reverse = pool.PoolStudy("me5", tmp_path / "runs" / "pool", False, "reverse", "fp32")
     assert reverse.out == study.out / "reverse" and reverse.compared()[0] == "hybrid"
 

@@ -27,7 +27,8 @@ on CUDA. ``--precision fp32`` (what ``auto`` picks on any other host) writes to 
 no screening (the committed bf16 selection stands). Seed 0 of the selected recipes beside their own fp32 baseline,
 hybrid α = 0.5 (trained and merged with the start), then the compute control and the other recipes on seed 0, then
 seeds 1 and 2 of the selected recipes and the baseline: the bf16 study already has those seeds, so an fp32 host spends
-its hours first on what bf16 has not run. No table or test compares across the two precisions.
+its hours first on what bf16 has not run. Either precision skips a seed-0-only recipe the other has already
+tested. No table or test compares across the two precisions.
 
 Finished artifacts (``docs/results/pool/``) are skipped, so the study resumes in any later sitting.
 
@@ -279,8 +280,17 @@ class PoolStudy:
 
     def seed0_only(self, selected: List[str]) -> List[str]:
         """The recipes that meet XQuAD-R on seed 0 only: the compute control, then the unselected ones in screening
-        order (the cheaper alignment recipes first)."""
-        return [CONTROL] + [r for r in self.recipes() if r not in (*selected, CONTROL, HYBRID) and equal_point(r) is None]
+        order (the cheaper alignment recipes first), less those the other precision's study already has there."""
+        recipes = [CONTROL] + [r for r in self.recipes()
+                               if r not in (*selected, CONTROL, HYBRID) and equal_point(r) is None]
+        return [r for r in recipes if not self.tested_in_other_precision(r)]
+
+    def tested_in_other_precision(self, recipe: str) -> bool:
+        """Whether the other precision's study holds all four seed-0 pipelines of a recipe on the test set: one
+        point per recipe is what the Pareto figure needs, and each is compared only within its own precision."""
+        other = OUT.parent / (OUT.name + PRECISIONS["bf16" if self.fp32 else "fp32"][2])
+        return all((other / self.test / f"{model}-seed0" / f"{removal}.json").is_file()
+                   for model in (merged(recipe), recipe) for removal in REMOVALS)
 
     def compared(self) -> List[str]:
         """The selected training recipes, from the committed bf16 selection. In fp32, where a step costs several
