@@ -91,6 +91,11 @@ WHY = ("The target is all four measures at once, so the rule scores all four, on
        "MLQA-R questions no run trains on, in the 7 training languages, and no selection step reads XQuAD-R.")
 
 
+def study_root(precision: str) -> Path:
+    """The study's artifact folder in one precision: ``docs/results/pool`` or ``docs/results/pool-fp32``."""
+    return OUT.parent / (OUT.name + PRECISIONS[precision][2])
+
+
 def merged(recipe: str) -> str:
     """The recipe name of a model merged with the start."""
     return f"{recipe}-merged"
@@ -149,7 +154,7 @@ class PoolStudy:
         self.recipe: Recipe = study("reverse" if self.reverse else "alpha", model, precision)[0]
         self.flags = PRECISIONS[precision][0]
         self.test = "mlqa-r" if self.reverse else "xquad-r"
-        root = OUT.parent / (OUT.name + PRECISIONS[precision][2])
+        root = study_root(precision)
         self.out = root / "reverse" if self.reverse else root
         work = work.parent / (work.name + PRECISIONS[precision][2])
         self.work = work / direction if self.reverse else work
@@ -288,7 +293,7 @@ class PoolStudy:
     def tested_in_other_precision(self, recipe: str) -> bool:
         """Whether the other precision's study holds all four seed-0 pipelines of a recipe on the test set: one
         point per recipe is what the Pareto figure needs, and each is compared only within its own precision."""
-        other = OUT.parent / (OUT.name + PRECISIONS["bf16" if self.fp32 else "fp32"][2])
+        other = study_root("bf16" if self.fp32 else "fp32")
         return all((other / self.test / f"{model}-seed0" / f"{removal}.json").is_file()
                    for model in (merged(recipe), recipe) for removal in REMOVALS)
 
