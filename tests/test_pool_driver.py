@@ -375,3 +375,39 @@ def test_the_fp32_section_compares_the_selected_pipeline_with_its_fp32_baseline_
     text = "\n".join(pool_section(folder, combine))
     assert "over the 2 reports that both precisions wrote (same recipe, seed, test set and removal), fp32 and bf16 " \
            "differ by at most 0.00030 in any mAP and 0.50 in rank distance." in text
+
+
+def test_the_screening_check_scores_each_screened_pipeline_on_xquad_r_within_its_precision(tmp_path):
+    from pyterrier_hybrid.studies.pool_page import pool_section
+
+    combine, folder, fp32 = tmp_path / "combine", tmp_path / "pool", tmp_path / "pool-fp32"
+    write(folder / "selection.json", {"selected": ["multi-k4-merged+none"]})
+    write(combine / "validation" / "merge-hybrid0.75-start-seed0" / "none.json", protocol_report(0.6, 0.5, 0.4, 500.0))
+    # validation: rank distance alone moves, so the scores are 500/rd - 1 over 4
+    val = {("multi-k4-merged", "none"): 400.0, ("multi-k4-merged", "lir"): 450.0, ("multi-k3", "none"): 550.0}
+    for (recipe, removal), rd in val.items():
+        write(folder / "validation" / f"{recipe}-seed0" / f"{removal}.json", protocol_report(0.6, 0.5, 0.4, rd))
+    assert "How the screening held" not in "\n".join(pool_section(folder, combine))  # nothing met XQuAD-R yet
+    # bf16 on XQuAD-R against the merging study's baseline; LIR wins there, so the ranks of two pipelines swap
+    write(combine / "xquad-r" / "merge-hybrid0.75-start-seed0" / "none.json", protocol_report(0.8, 0.7, 0.6, 300.0))
+    test = {("multi-k4-merged", "none"): 250.0, ("multi-k4-merged", "lir"): 200.0, ("multi-k3", "none"): 400.0}
+    for (recipe, removal), rd in test.items():
+        write(folder / "xquad-r" / f"{recipe}-seed0" / f"{removal}.json", protocol_report(0.8, 0.7, 0.6, rd))
+    # fp32 has its own baseline; a seed-1 report is not the check's
+    write(fp32 / "xquad-r" / "hybrid-merged-seed0" / "none.json", protocol_report(0.8, 0.7, 0.6, 330.0))
+    write(fp32 / "xquad-r" / "multi-k3-seed0" / "none.json", protocol_report(0.8, 0.7, 0.6, 300.0))
+    write(fp32 / "xquad-r" / "multi-k4-merged-seed1" / "none.json", protocol_report(0.8, 0.7, 0.6, 100.0))
+    text = "\n".join(pool_section(folder, combine))
+    held = text[text.index("### How the screening held on XQuAD-R"):]
+    k4 = "| multi, K = 4 ⊕ start, λ = 0.75 |"
+    # (500/400 - 1) / 4 = +0.0625; on XQuAD-R (300/250 - 1) / 4 = +0.0500; not run in fp32
+    assert f"{k4} as encoded | +0.0625 (eligible) | +0.0500 (eligible) | not run |" in held
+    assert f"{k4} LIR | +0.0278 (eligible) | +0.1250 (eligible) | not run |" in held
+    # (500/550 - 1) / 4 = -0.0227; bf16 (300/400 - 1) / 4 = -0.0625; fp32 (330/300 - 1) / 4 = +0.0250
+    assert "| multi, K = 3 | as encoded | -0.0227 | -0.0625 | +0.0250 (eligible) |" in held
+    assert held.index(f"{k4} as encoded") < held.index(f"{k4} LIR") < held.index("| multi, K = 3 |")
+    # Spearman over three pipelines whose middle and top swap: 1 - 6 * (1 + 1) / (3 * 8) = 0.5
+    assert "In bf16, over the 3 pipelines tested: Spearman correlation of the two scores 0.50; the best eligible on " \
+           "XQuAD-R is multi, K = 4 ⊕ start, λ = 0.75, LIR (+0.1250, eligible); the rule selected multi, K = 4 ⊕ " \
+           "start, λ = 0.75, as encoded (+0.0500, eligible)." in held
+    assert "In fp32, over" not in held  # one pipeline is too few for a correlation
