@@ -48,18 +48,26 @@ def fmt(h: Dict[str, float]) -> str:
     return " | ".join(f"{h[k]:.3f}" for k, _ in KEYS) + f" | {h['rd']:.1f}"
 
 
-def screening_lines(folder: Path, combine: Path) -> List[str]:
-    """Every seed-0 pipeline on the validation ids, with the rule's score, best first."""
+def screened(folder: Path, combine: Path
+             ) -> Tuple[Optional[dict], Dict[Tuple[str, str], Tuple[dict, Tuple[float, bool]]]]:
+    """The baseline's validation report, and each screened pipeline's (report, score by the rule), best first."""
     base_path = combine / "validation" / f"{BASELINE_MODEL}-seed0" / "none.json"
     pipes = load_pipelines(folder / "validation")
     if not pipes or not base_path.is_file():
-        return ["No pipeline screened yet."]
+        return None, {}
     base = json.loads(base_path.read_text())
-    rows = [(key, pipes[key][0]["report"]) for key in pipes]
-    scored = sorted(((score(r, base), key, r) for key, r in rows), key=lambda x: -x[0][0])
+    scored = {key: (runs[0]["report"], score(runs[0]["report"], base)) for key, runs in pipes.items()}
+    return base, dict(sorted(scored.items(), key=lambda kv: -kv[1][1][0]))
+
+
+def screening_lines(folder: Path, combine: Path) -> List[str]:
+    """Every seed-0 pipeline on the validation ids, with the rule's score, best first."""
+    base, scored = screened(folder, combine)
+    if not scored:
+        return ["No pipeline screened yet."]
     lines = ["| pipeline | removal | Mo. | Cr. | Mul. | rank distance | score | eligible |", "|---|---|---|---|---|---|---|---|",
              f"| {label(BASELINE_MODEL)} | as encoded | {fmt(headline({'report': base}))} | 0 | (baseline) |"]
-    for (value, eligible), (recipe, removal), report in scored:
+    for (recipe, removal), (report, (value, eligible)) in scored.items():
         lines.append(f"| {label(recipe)} | {REMOVAL.get(removal, removal)} | {fmt(headline({'report': report}))} | "
                      f"{value:+.4f} | {'yes' if eligible else 'no'} |")
     return lines
@@ -70,12 +78,9 @@ def held_lines(folder: Path, fp32: Path, combine: Path, selection: dict) -> List
     0, on XQuAD-R against the same precision's baseline, and their Spearman correlation. It selects nothing."""
     from scipy.stats import spearmanr
 
-    val_base = combine / "validation" / f"{BASELINE_MODEL}-seed0" / "none.json"
-    val = load_pipelines(folder / "validation")
-    if not val or not val_base.is_file():
+    val_scores = {key: found for key, (_, found) in screened(folder, combine)[1].items()}
+    if not val_scores:
         return []
-    base = json.loads(val_base.read_text())
-    val_scores = {key: score(runs[0]["report"], base) for key, runs in val.items()}
     tests = {"bf16": (folder / "xquad-r", combine / "xquad-r" / f"{BASELINE_MODEL}-seed0" / "none.json"),
              "fp32": (fp32 / "xquad-r", fp32 / "xquad-r" / f"{merged(HYBRID)}-seed0" / "none.json")}
     test_scores: Dict[str, Dict[Tuple[str, str], Tuple[float, bool]]] = {}
@@ -89,7 +94,7 @@ def held_lines(folder: Path, fp32: Path, combine: Path, selection: dict) -> List
         return []
     cell = lambda s: signed(s[0], 4) + (" (eligible)" if s[1] else "")  # noqa: E731
     lines = ["| pipeline | removal | validation | XQuAD-R, bf16 | XQuAD-R, fp32 |", "|---|---|---|---|---|"]
-    for key, found in sorted(val_scores.items(), key=lambda kv: -kv[1][0]):
+    for key, found in val_scores.items():
         lines.append(f"| {label(key[0])} | {REMOVAL.get(key[1], key[1])} | {cell(found)} | "
                      + " | ".join(cell(test_scores[p][key]) if key in test_scores.get(p, {}) else "not run"
                                   for p in tests) + " |")
@@ -410,7 +415,8 @@ def pool_section(folder: Path, combine: Path, figures: Optional[Path] = None) ->
               "trained each run; the recipes against hybrid on one host in one run are in docs/benchmarks.md "
               "(`python benchmarks/train.py recipes`).", "", *cost_lines(folder), "",
               "### XQuAD-R", "", *xquad_lines(folder, combine, selection), ""]
-    held = held_lines(folder, folder.parent / f"{folder.name}-fp32", combine, selection)
+    fp32 = folder.parent / f"{folder.name}-fp32"
+    held = held_lines(folder, fp32, combine, selection)
     if held:
         lines += ["### How the screening held on XQuAD-R", "",
                   "The rule's score of each screened pipeline, seed 0: on the validation ids (bf16, as screened) and "
@@ -425,4 +431,4 @@ def pool_section(folder: Path, combine: Path, figures: Optional[Path] = None) ->
     if languages:
         lines += ["### Seen, unseen and lower-resource languages", "", *languages, ""]
     lines += ["### The reverse direction: train on XQuAD-R, test on MLQA-R", "", *reverse_lines(folder, combine), ""]
-    return lines + fp32_lines(folder.parent / f"{folder.name}-fp32", folder, combine, selection, figures)
+    return lines + fp32_lines(fp32, folder, combine, selection, figures)
