@@ -60,9 +60,9 @@ def screened(folder: Path, combine: Path
     return base, dict(sorted(scored.items(), key=lambda kv: -kv[1][1][0]))
 
 
-def screening_lines(folder: Path, combine: Path) -> List[str]:
-    """Every seed-0 pipeline on the validation ids, with the rule's score, best first."""
-    base, scored = screened(folder, combine)
+def screening_lines(base: Optional[dict],
+                    scored: Dict[Tuple[str, str], Tuple[dict, Tuple[float, bool]]]) -> List[str]:
+    """Every seed-0 pipeline on the validation ids, with the rule's score, best first (:func:`screened`)."""
     if not scored:
         return ["No pipeline screened yet."]
     lines = ["| pipeline | removal | Mo. | Cr. | Mul. | rank distance | score | eligible |", "|---|---|---|---|---|---|---|---|",
@@ -73,12 +73,13 @@ def screening_lines(folder: Path, combine: Path) -> List[str]:
     return lines
 
 
-def held_lines(folder: Path, fp32: Path, combine: Path, selection: dict) -> List[str]:
+def held_lines(scored: Dict[Tuple[str, str], Tuple[dict, Tuple[float, bool]]], folder: Path, fp32: Path, combine: Path,
+               selection: dict) -> List[str]:
     """How the screening held on XQuAD-R: each screened pipeline's score by the rule on the validation ids and, seed
     0, on XQuAD-R against the same precision's baseline, and their Spearman correlation. It selects nothing."""
     from scipy.stats import spearmanr
 
-    val_scores = {key: found for key, (_, found) in screened(folder, combine)[1].items()}
+    val_scores = {key: found for key, (_, found) in scored.items()}
     if not val_scores:
         return []
     tests = {"bf16": (folder / "xquad-r", combine / "xquad-r" / f"{BASELINE_MODEL}-seed0" / "none.json"),
@@ -396,6 +397,7 @@ def pool_section(folder: Path, combine: Path, figures: Optional[Path] = None) ->
         return []
     selection_path = folder / "selection.json"
     selection = json.loads(selection_path.read_text()) if selection_path.is_file() else {}
+    scored = screened(folder, combine)
     lines = ["## Training for the multilingual pool: multi-positive batches and parallel alignment", "",
              f"`{COMMAND}` trains each recipe on the α study's recipe (seed 0 first), merges it with the start at "
              "λ = 0.75, and evaluates the trained and merged models as encoded and with LIR, at 64 / 512 tokens. "
@@ -404,7 +406,7 @@ def pool_section(folder: Path, combine: Path, figures: Optional[Path] = None) ->
     lines += reading_lines(folder, "### Reading")
     lines += ["### The selection rule, committed before any new pipeline met XQuAD-R", "", f"Rule: {RULE}", "",
              f"Why it is a fair proxy: {WHY}", "", *proxy_lines(combine), "",
-             "### Screening on MLQA-R validation ids (seed 0)", "", *screening_lines(folder, combine), ""]
+             "### Screening on MLQA-R validation ids (seed 0)", "", *screening_lines(*scored), ""]
     if selection:
         lines += ["Selected (`docs/results/pool/selection.json`): "
                   + (", ".join(f"{label(p.split('+')[0])}, {REMOVAL.get(p.split('+')[1])}" for p in selection["selected"])
@@ -416,7 +418,7 @@ def pool_section(folder: Path, combine: Path, figures: Optional[Path] = None) ->
               "(`python benchmarks/train.py recipes`).", "", *cost_lines(folder), "",
               "### XQuAD-R", "", *xquad_lines(folder, combine, selection), ""]
     fp32 = folder.parent / f"{folder.name}-fp32"
-    held = held_lines(folder, fp32, combine, selection)
+    held = held_lines(scored[1], folder, fp32, combine, selection)
     if held:
         lines += ["### How the screening held on XQuAD-R", "",
                   "The rule's score of each screened pipeline, seed 0: on the validation ids (bf16, as screened) and "
