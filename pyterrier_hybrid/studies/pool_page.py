@@ -248,7 +248,7 @@ def pareto(pipes: Dict[Tuple[str, str], List[dict]], combine: Dict[Tuple[str, st
     from matplotlib.figure import Figure
 
     mean = lambda runs: {m: float(np.mean([headline(r)[m] for r in runs])) for m in ("mono", "multi", "rd")}  # noqa: E731
-    fig = Figure(figsize=(10, 4.4))
+    fig = Figure(figsize=(10, 5.6))
     axes = fig.subplots(1, 2)
     paper = dict(zip(("mono", "cross", "multi", "rd"), PAPER["xquad-r"]["XLM-R hybrid"]))
     for ax, key, name in [(axes[0], "multi", "Mul. mAP (higher is better)"),
@@ -280,10 +280,11 @@ def pareto(pipes: Dict[Tuple[str, str], List[dict]], combine: Dict[Tuple[str, st
         ax.axhline(paper[key], color="tab:red", linewidth=0.6, linestyle=":")
         ax.set_xlabel("Mo. mAP (higher is better)")
         ax.set_ylabel(name)
-    axes[0].legend(fontsize=6, loc="lower left")
+    # below the panels, where it hides no point
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=7, loc="lower center", ncol=3, frameon=False)
     fig.suptitle(f"XQuAD-R{title}, seed means: filled = as trained, hollow = merged with the start (λ = 0.75); "
                  "o as encoded, ▼ LIR; red = the target", fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.18, 1, 1))
     fig.savefig(path, dpi=120)
 
 
